@@ -1,0 +1,148 @@
+"""Every error mlkeep raises on purpose.
+
+The hierarchy::
+
+    MlkeepError                    anything mlkeep raises deliberately
+    ├── StoreNotFoundError         no store at the URI, in MLKEEP_URI or above the cwd
+    ├── StoreExistsError           `init` where a store already is
+    ├── NotFoundError              an id or name that names nothing
+    ├── InvalidInputError          a value mlkeep cannot accept
+    │   ├── InvalidMetricError     a metric value that is not a finite-or-nan number
+    │   ├── ParamConflictError     a param re-logged with another value
+    │   ├── DatasetError           data that cannot be fingerprinted or described
+    │   ├── UnsafePathError        a path that would leave the store or artifact root
+    │   └── FilterSyntaxError      a malformed search filter (has `position`)
+    ├── RunStateError              an operation the run's status forbids
+    ├── ConflictError              a concurrent writer won a compare-and-swap
+    ├── CorruptObjectError         a stored blob does not match its hash
+    └── SchemaValidationError      an exported/imported document breaks the schema
+
+Each class carries a stable `code` (used by the CLI and, later, mapped to an
+HTTP status by the server) so a remote client can raise the same class.
+"""
+
+from __future__ import annotations
+
+
+class MlkeepError(Exception):
+    """Base of every error mlkeep raises on purpose."""
+
+    code = "MLKEEP_ERROR"
+    http_status = 500
+
+
+class StoreNotFoundError(MlkeepError):
+    """Raised by `mlkeep.open` when no store can be found."""
+
+    code = "STORE_NOT_FOUND"
+    http_status = 404
+
+
+class StoreExistsError(MlkeepError):
+    """Raised by `mlkeep.init` when the target already holds a store."""
+
+    code = "STORE_EXISTS"
+    http_status = 409
+
+
+class NotFoundError(MlkeepError):
+    """Raised when an id or a name refers to nothing in the store."""
+
+    code = "NOT_FOUND"
+    http_status = 404
+
+
+class InvalidInputError(MlkeepError):
+    """Raised when an argument cannot be accepted; nothing was written."""
+
+    code = "INVALID_INPUT"
+    http_status = 400
+
+
+class InvalidMetricError(InvalidInputError):
+    """Raised when a metric value is not a real number."""
+
+    code = "INVALID_METRIC"
+
+
+class ParamConflictError(InvalidInputError):
+    """Raised when a param is logged again with a different value."""
+
+    code = "PARAM_CONFLICT"
+    http_status = 409
+
+
+class DatasetError(InvalidInputError):
+    """Raised when data cannot be fingerprinted or described as a Dataset."""
+
+    code = "INVALID_DATASET"
+
+
+class UnsafePathError(InvalidInputError):
+    """Raised when a user-given path would escape the store or artifact root."""
+
+    code = "UNSAFE_PATH"
+
+
+class FilterSyntaxError(InvalidInputError):
+    """Raised when a search filter cannot be parsed; `position` is 0-based."""
+
+    code = "FILTER_SYNTAX"
+
+    def __init__(self, message: str, position: int | None = None) -> None:
+        super().__init__(message)
+        self.position = position
+
+
+class RunStateError(MlkeepError):
+    """Raised when a run's status forbids the operation (e.g. logging to a finished run)."""
+
+    code = "RUN_STATE"
+    http_status = 409
+
+
+class ConflictError(MlkeepError):
+    """Raised when another writer changed the same thing first (compare-and-swap lost)."""
+
+    code = "CONFLICT"
+    http_status = 409
+
+
+class CorruptObjectError(MlkeepError):
+    """Raised when a blob read from the object store does not match its hash."""
+
+    code = "CORRUPT_OBJECT"
+    http_status = 500
+
+
+class SchemaValidationError(MlkeepError):
+    """Raised when a document does not validate against the ml-experiments-schema."""
+
+    code = "SCHEMA_INVALID"
+    http_status = 400
+
+
+ALL_ERRORS: tuple[type[MlkeepError], ...] = (
+    MlkeepError,
+    StoreNotFoundError,
+    StoreExistsError,
+    NotFoundError,
+    InvalidInputError,
+    InvalidMetricError,
+    ParamConflictError,
+    DatasetError,
+    UnsafePathError,
+    FilterSyntaxError,
+    RunStateError,
+    ConflictError,
+    CorruptObjectError,
+    SchemaValidationError,
+)
+
+
+def error_for_code(code: str) -> type[MlkeepError]:
+    """The error class whose `code` is `code` (a remote client re-raises it)."""
+    for cls in ALL_ERRORS:
+        if cls.code == code:
+            return cls
+    return MlkeepError

@@ -1,0 +1,183 @@
+"""The metadata database's tables (SQLAlchemy Core).
+
+Portable on purpose: only types and constructs SQLite and PostgreSQL share.
+Times are integer milliseconds since the epoch, as the ml-experiments-schema
+counts them. Structured parts of an entity (a dataset's statistics, a model's
+hyperparameters) live in a JSON text column: they are read whole, never
+searched by SQL. What *is* searched (params, tags, latest metrics) has its own
+narrow table with an index.
+
+Changing a table means adding an Alembic revision under `migrations/versions`;
+`tests/metadata/test_migrations.py` fails while the two disagree.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+metadata = MetaData()
+
+ID = String(64)
+KEY = String(250)
+# SQLite only aliases rowid for INTEGER PRIMARY KEY, which makes appends fast.
+SERIAL = BigInteger().with_variant(Integer(), "sqlite")
+
+experiments = Table(
+    "experiments",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("description", Text),
+)
+
+runs = Table(
+    "runs",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("experiment_id", ID, ForeignKey("experiments.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("start_time", BigInteger, nullable=False),
+    Column("end_time", BigInteger),
+    Column("parent_run_id", ID, ForeignKey("runs.id")),
+    Column("creator", String(250)),
+    Column("failure", Text),
+    Column("environment", Text),
+    Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+    Index("ix_runs_start_time", "start_time"),
+)
+
+params = Table(
+    "params",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_params_key_value", "key", "value"),
+)
+
+tags = Table(
+    "tags",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_tags_key_value", "key", "value"),
+)
+
+metrics = Table(
+    "metrics",
+    metadata,
+    Column("seq", SERIAL, primary_key=True, autoincrement=True),
+    Column("run_id", ID, nullable=False),
+    Column("key", KEY, nullable=False),
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("value", Float),  # NULL is NaN
+    Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+)
+
+# One row per (run, metric): what search, sort and compare read, kept current
+# by every flush so no query ever scans the full history.
+latest_metrics = Table(
+    "latest_metrics",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Float),  # NULL is NaN
+    Column("step", BigInteger, nullable=False),
+    Column("timestamp", BigInteger, nullable=False),
+    Column("min_value", Float),
+    Column("max_value", Float),
+    Column("count", BigInteger, nullable=False),
+    Index("ix_latest_metrics_key_value", "key", "value"),
+)
+
+artifacts = Table(
+    "artifacts",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("path", String(1000), primary_key=True),
+    Column("object", String(64), nullable=False),
+    Column("size", BigInteger, nullable=False),
+)
+
+datasets = Table(
+    "datasets",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(250), nullable=False),
+    Column("fingerprint", String(64), nullable=False),
+    Column("version", String(64), nullable=False),
+    Column("location", Text, nullable=False),
+    Column("derived_from_id", ID, ForeignKey("datasets.id")),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("document", Text, nullable=False),
+    Index("ix_datasets_fingerprint", "fingerprint", unique=True),
+    Index("ix_datasets_name", "name"),
+)
+
+models = Table(
+    "models",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(250), nullable=False),
+    Column("run_id", ID, ForeignKey("runs.id")),
+    Column("trained_on_dataset_id", ID, ForeignKey("datasets.id")),
+    Column("learning_algorithm", String(250), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("object", String(64)),
+    Column("document", Text, nullable=False),
+    Index("ix_models_run", "run_id"),
+)
+
+predictions = Table(
+    "predictions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(250)),
+    Column("run_id", ID, ForeignKey("runs.id")),
+    Column("model_id", ID, ForeignKey("models.id"), nullable=False),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("object", String(64)),
+    Column("document", Text, nullable=False),
+)
+
+evaluations = Table(
+    "evaluations",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(250)),
+    Column("run_id", ID, ForeignKey("runs.id")),
+    Column("model_id", ID, ForeignKey("models.id"), nullable=False),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("prediction_id", ID, ForeignKey("predictions.id")),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("document", Text, nullable=False),
+)
+
+# The lineage graph as edges (src came before dst), written alongside the
+# entity that creates them so `lineage` walks one indexed table.
+links = Table(
+    "links",
+    metadata,
+    Column("src_id", ID, primary_key=True),
+    Column("dst_id", ID, primary_key=True),
+    Column("relation", String(32), primary_key=True),
+    Column("src_kind", String(16), nullable=False),
+    Column("dst_kind", String(16), nullable=False),
+    Index("ix_links_dst", "dst_id"),
+)

@@ -1,0 +1,28 @@
+"""INSERT ... ON CONFLICT for the two engines we support.
+
+Both SQLite and PostgreSQL speak the same `ON CONFLICT DO UPDATE` and
+SQLAlchemy exposes it per dialect; this picks the right one so callers stay
+portable.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from sqlalchemy import Connection, Table
+
+
+def insert_for(conn: Connection) -> Callable[[Table], Any]:
+    """The dialect's `insert` that has `on_conflict_do_update/nothing`."""
+    if conn.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def insert_ignore(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    """Insert rows, silently skipping those whose primary key exists."""
+    if rows:
+        conn.execute(insert_for(conn)(table).on_conflict_do_nothing(), list(rows))

@@ -1,0 +1,194 @@
+"""Content-addressed blobs behind fsspec.
+
+A blob's name is the SHA-256 of its *uncompressed* bytes; it is stored
+zstd-compressed at `<root>/<2 hex>/<62 hex>`. Writes go to a temporary name
+in the same folder and are renamed into place, so a reader never sees half a
+blob and a killed writer leaves at most a `.tmp-*` file that `fsck` sweeps.
+Every read re-hashes: a blob that does not match its name raises
+`CorruptObjectError`, it is never returned.
+
+Like dvc-objects' ObjectDB, this layer only maps an id to bytes; knowing what
+the bytes mean is the business of the layers above.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError
+
+CHUNK = 1 << 20
+LEVEL = 3
+
+
+def _zstd() -> Any:
+    import zstandard
+
+    return zstandard
+
+
+def _check_id(oid: str) -> str:
+    if len(oid) != 64 or any(c not in "0123456789abcdef" for c in oid):
+        raise InvalidInputError(f"{oid!r} is not an object id (64 lowercase hex digits).")
+    return oid
+
+
+class ObjectStore:
+    """Blobs named by hash in one folder of any fsspec filesystem."""
+
+    def __init__(self, fs: Any, root: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self._local = getattr(fs, "protocol", None) in ("file", ("file", "local"))
+
+    @classmethod
+    def from_url(cls, url: str) -> ObjectStore:
+        """An object store at an fsspec URL (`/path`, `file://`, `memory://`, `s3://`)."""
+        import fsspec
+
+        fs, root = fsspec.core.url_to_fs(url)
+        fs.makedirs(root, exist_ok=True)
+        return cls(fs, root)
+
+    def path(self, oid: str) -> str:
+        _check_id(oid)
+        return f"{self.root}/{oid[:2]}/{oid[2:]}"
+
+    def exists(self, oid: str) -> bool:
+        return bool(self.fs.exists(self.path(oid)))
+
+    def put_bytes(self, data: bytes) -> str:
+        """Store `data` (idempotent) and return its id."""
+        oid = hashlib.sha256(data).hexdigest()
+        if not self.exists(oid):
+            self._write(oid, _zstd().ZstdCompressor(level=LEVEL).compress(data))
+        return oid
+
+    def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
+        """Store a file by streaming it (never whole in memory); return (id, size)."""
+        zstd = _zstd()
+        digest = hashlib.sha256()
+        size = 0
+        tmp = self._tmp_path()
+        self.fs.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
+        try:
+            with open(path, "rb") as src, self.fs.open(tmp, "wb") as dst:
+                with zstd.ZstdCompressor(level=LEVEL).stream_writer(dst, closefd=False) as w:
+                    while chunk := src.read(CHUNK):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        w.write(chunk)
+                _sync(dst)
+            oid = digest.hexdigest()
+            if self.exists(oid):
+                self.fs.rm(tmp)
+            else:
+                self._rename(tmp, self.path(oid))
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+        return oid, size
+
+    def get_bytes(self, oid: str) -> bytes:
+        """The blob's bytes, verified against its id."""
+        try:
+            raw = self.fs.cat_file(self.path(oid))
+        except FileNotFoundError:
+            raise NotFoundError(f"Object {oid} is not in the object store at {self.root}.") from None
+        try:
+            data = _zstd().ZstdDecompressor().decompress(raw, max_output_size=1 << 40)
+        except Exception as exc:
+            raise CorruptObjectError(f"Object {oid} cannot be decompressed: {exc}. Run `mlkeep fsck`.") from exc
+        if hashlib.sha256(data).hexdigest() != oid:
+            raise CorruptObjectError(f"Object {oid} does not match its hash. Run `mlkeep fsck`.")
+        return data
+
+    def get_file(self, oid: str, dest: str | os.PathLike[str]) -> int:
+        """Write the blob to `dest` by streaming; verified before `dest` appears."""
+        dest = Path(dest)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dest.with_name(f".{dest.name}.tmp-{uuid.uuid4().hex}")
+        digest = hashlib.sha256()
+        size = 0
+        try:
+            with self._open_raw(oid) as src, open(tmp, "wb") as out:
+                reader = _zstd().ZstdDecompressor().stream_reader(src)
+                while chunk := reader.read(CHUNK):
+                    digest.update(chunk)
+                    size += len(chunk)
+                    out.write(chunk)
+            if digest.hexdigest() != oid:
+                raise CorruptObjectError(f"Object {oid} does not match its hash. Run `mlkeep fsck`.")
+            os.replace(tmp, dest)
+        finally:
+            tmp.unlink(missing_ok=True)
+        return size
+
+    def __iter__(self) -> Iterator[str]:
+        """Every stored object id (temporary files excluded)."""
+        for path in self.fs.find(self.root):
+            parent, name = path.rsplit("/", 2)[-2:]
+            if len(parent) == 2 and len(name) == 62 and not name.startswith("."):
+                yield parent + name
+
+    def verify(self, oid: str) -> bool:
+        """True when the stored blob still matches its id."""
+        try:
+            self.get_bytes(oid)
+        except CorruptObjectError:
+            return False
+        return True
+
+    def remove(self, oid: str) -> None:
+        self.fs.rm(self.path(oid))
+
+    def temporary_files(self) -> list[str]:
+        """Leftovers of writers that were killed mid-write."""
+        return [p for p in self.fs.find(self.root) if p.rsplit("/", 1)[-1].startswith(".tmp-")]
+
+    def _open_raw(self, oid: str) -> IO[bytes]:
+        try:
+            return self.fs.open(self.path(oid), "rb")  # type: ignore[no-any-return]
+        except FileNotFoundError:
+            raise NotFoundError(f"Object {oid} is not in the object store at {self.root}.") from None
+
+    def _tmp_path(self) -> str:
+        return f"{self.root}/tmp/.tmp-{uuid.uuid4().hex}"
+
+    def _write(self, oid: str, payload: bytes) -> None:
+        tmp = self._tmp_path()
+        self.fs.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
+        try:
+            with self.fs.open(tmp, "wb") as f:
+                f.write(payload)
+                _sync(f)
+            self._rename(tmp, self.path(oid))
+        except BaseException:
+            if self.fs.exists(tmp):
+                self.fs.rm(tmp)
+            raise
+
+    def _rename(self, tmp: str, final: str) -> None:
+        self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)
+        if self._local:
+            os.replace(tmp, final)  # atomic on POSIX; a concurrent same-blob writer is harmless
+            os.chmod(final, 0o444)
+        else:
+            self.fs.mv(tmp, final)
+
+
+def _sync(f: BinaryIO) -> None:
+    """fsync a local file so a rename never publishes bytes still in the page cache."""
+    f.flush()
+    fileno = getattr(f, "fileno", None)
+    if fileno is not None:
+        try:
+            os.fsync(fileno())
+        except (OSError, ValueError, TypeError):
+            pass

@@ -1,0 +1,185 @@
+"""`Store`: one mlkeep installation, the object every API call starts from.
+
+A thin facade: each method is one call into the layer that does the work
+(tracking today; versioning, intermediates and lifecycle as they land), so the
+CLI and the server can wrap the same calls.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from mlkeep import location
+from mlkeep.metadata import Database
+from mlkeep.objects import ObjectStore
+from mlkeep.tracking import artifacts, experiments, lineage, metrics, runs
+from mlkeep.tracking.active_run import ActiveRun
+from mlkeep.tracking.entities import (
+    Artifact,
+    Dataset,
+    Evaluation,
+    Experiment,
+    Metric,
+    Model,
+    Prediction,
+    Run,
+)
+from mlkeep.tracking.experiments import DEFAULT_EXPERIMENT
+
+
+class Store:
+    """A metadata database plus an object store."""
+
+    def __init__(self, loc: location.Location) -> None:
+        self.location = loc
+        self.db = Database(loc.database)
+        self.db.ensure_schema()
+        self.objects = ObjectStore.from_url(loc.objects)
+
+    @property
+    def uri(self) -> str:
+        return self.location.uri
+
+    def close(self) -> None:
+        self.db.dispose()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<mlkeep.Store {self.uri}>"
+
+    # -- experiments and runs ----------------------------------------------------
+    def create_experiment(self, name: str, description: str | None = None) -> Experiment:
+        return experiments.create_experiment(self.db, name, description)
+
+    def get_experiment(self, name_or_id: str) -> Experiment:
+        return experiments.get_experiment(self.db, name_or_id)
+
+    def list_experiments(self) -> list[Experiment]:
+        return experiments.list_experiments(self.db)
+
+    def start_run(
+        self,
+        experiment: str = DEFAULT_EXPERIMENT,
+        name: str | None = None,
+        *,
+        parent: ActiveRun | str | None = None,
+        tags: Mapping[str, Any] | None = None,
+    ) -> ActiveRun:
+        """Start a RUNNING run; use it as a context manager to end it FINISHED or FAILED."""
+        return ActiveRun.start(self.db, self.objects, experiment=experiment, name=name, parent=parent, tags=tags)
+
+    def get_run(self, run_id: str) -> Run:
+        return runs.get_run(self.db, run_id)
+
+    def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
+        return runs.get_runs(self.db, run_ids)
+
+    def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
+        return metrics.get_metric_history(self.db, run_id, key)
+
+    def search_runs(
+        self,
+        filter: str = "",
+        order_by: str | Sequence[str] | None = None,
+        limit: int | None = None,
+        *,
+        experiments: Sequence[str] | None = None,
+    ) -> list[Run]:
+        """Runs matching a filter such as `metrics.acc > 0.9 and params.model = 'rf'`.
+
+        Compiled to one SQL query; raises `FilterSyntaxError` with the position of a mistake.
+        """
+        from mlkeep.tracking import search
+
+        return search.search_runs(self.db, filter, order_by=order_by, limit=limit, experiments=experiments)
+
+    # -- artifacts -------------------------------------------------------------------
+    def list_artifacts(self, run_id: str, path: str = "") -> list[Artifact]:
+        return artifacts.list_artifacts(self.db, run_id, path)
+
+    def download_artifacts(self, run_id: str, dest: str | os.PathLike[str], path: str = "") -> list[Path]:
+        return artifacts.download_artifacts(self.db, self.objects, run_id, dest, path)
+
+    # -- entities of the schema ----------------------------------------------------------
+    def get_dataset(self, dataset_id: str) -> Dataset:
+        from mlkeep.tracking import datasets
+
+        return datasets.get_dataset(self.db, dataset_id)
+
+    def list_datasets(self, name: str | None = None) -> list[Dataset]:
+        from mlkeep.tracking import datasets
+
+        return datasets.list_datasets(self.db, name)
+
+    def load_dataset(self, dataset_id: str) -> Any:
+        """The stored content of a dataset (array, frame or file bytes), verified."""
+        from mlkeep.tracking import datasets
+
+        return datasets.load_dataset(self.db, self.objects, dataset_id)
+
+    def get_model(self, model_id: str) -> Model:
+        from mlkeep.tracking import models
+
+        return models.get_model(self.db, model_id)
+
+    def list_models(self, run_id: str | None = None) -> list[Model]:
+        from mlkeep.tracking import models
+
+        return models.list_models(self.db, run_id)
+
+    def load_model(self, model_id: str) -> Any:
+        """The fitted model object stored under `model_id` (verified against its hash)."""
+        from mlkeep.tracking import models
+
+        return models.load_model(self.db, self.objects, model_id)
+
+    def get_prediction(self, prediction_id: str) -> Prediction:
+        from mlkeep.tracking import predictions
+
+        return predictions.get_prediction(self.db, prediction_id)
+
+    def load_predictions(self, prediction_id: str) -> Any:
+        """The predicted values as a pandas DataFrame."""
+        from mlkeep.tracking import predictions
+
+        return predictions.load_predictions(self.db, self.objects, prediction_id)
+
+    def get_evaluation(self, evaluation_id: str) -> Evaluation:
+        from mlkeep.tracking import predictions
+
+        return predictions.get_evaluation(self.db, evaluation_id)
+
+    # -- lineage, export ----------------------------------------------------------------
+    def lineage(self, entity_id: str, direction: str = "up", depth: int | None = None) -> lineage.LineageGraph:
+        """Everything upstream (what went into it) or downstream (what came out of it) of an entity."""
+        return lineage.lineage(self.db, entity_id, direction=direction, depth=depth)
+
+    def export(self, folder: str | os.PathLike[str]) -> dict[str, int]:
+        """Write every entity as ml-experiments-schema JSON documents; returns counts per kind."""
+        from mlkeep.tracking import schema_export
+
+        return schema_export.export_documents(self, folder)
+
+    def import_(self, folder: str | os.PathLike[str]) -> dict[str, int]:
+        """Read documents written by `export` (or another tool of the schema) into this store."""
+        from mlkeep.tracking import schema_export
+
+        return schema_export.import_documents(self, folder)
+
+
+def open_store(uri: str | os.PathLike[str] | None = None, *, objects: str | None = None) -> Store:
+    """Open the store at `uri`, else `MLKEEP_URI`, else the nearest `.mlkeep/` above the cwd."""
+    return Store(location.find(uri, objects=objects))
+
+
+def init_store(path: str | os.PathLike[str] = ".") -> Store:
+    """Create `PATH/.mlkeep/` (SQLite + object folder) and return it opened."""
+    return Store(location.create(path))
