@@ -1,0 +1,123 @@
+"""The `mlkeep` command: root app, global options, error handling, and the small commands.
+
+Every command wraps one library call and only renders its result. Any
+`MlkeepError` becomes one line on stderr (`error: ...`) and exit code 1.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from mlkeep import __version__
+from mlkeep.cli import _common
+from mlkeep.cli._common import JSON_HELP, State
+from mlkeep.errors import MlkeepError
+
+
+def one_line(exc: BaseException) -> str:
+    """The error's message on one line (a message may span several)."""
+    return " ".join(line.strip() for line in str(exc).splitlines() if line.strip()) or type(exc).__name__
+
+
+class MlkeepGroup(TyperGroup):
+    """The root group: turns library errors raised by any subcommand into one line and exit 1."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except MlkeepError as exc:
+            typer.echo(f"error: {one_line(exc)}", err=True)
+            raise typer.Exit(1) from None
+
+
+app = typer.Typer(
+    name="mlkeep",
+    cls=MlkeepGroup,
+    help="mlkeep: track runs, datasets and models, and follow their lineage.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_show_locals=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"mlkeep {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    ctx: typer.Context,
+    store: Annotated[
+        Optional[str],
+        typer.Option(
+            "--store",
+            envvar="MLKEEP_URI",
+            metavar="URI",
+            help="The store: a folder holding .mlkeep/, or memory://. Default: the nearest .mlkeep/ above the working directory.",
+        ),
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_print_version, is_eager=True, help="Print mlkeep's version and exit.")
+    ] = False,
+) -> None:
+    """mlkeep: track runs, datasets and models, and follow their lineage."""
+    ctx.obj = State(store=store)
+
+
+@app.command("init")
+def init(
+    path: Annotated[Path, typer.Argument(help="Folder in which to create .mlkeep/.")] = Path("."),
+    json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Create a new store in PATH/.mlkeep/ (SQLite database plus object folder)."""
+    import mlkeep
+
+    with mlkeep.init(path) as store:
+        uri = store.uri
+    if json_:
+        _common.print_json({"uri": uri})
+    else:
+        typer.echo(f"Created an mlkeep store in {uri}")
+
+
+@app.command("experiments")
+def experiments(ctx: typer.Context, json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
+    """List the experiments of the store."""
+    found = _common.open_store(ctx).list_experiments()
+    if json_:
+        _common.print_json([e.to_dict() for e in found])
+        return
+    from rich.table import Table
+
+    table = Table("id", "name", "created", "description")
+    for e in found:
+        table.add_row(*_common.cells(_common.short(e.id), e.name, _common.when(e.creation_time), e.description or ""))
+    _common.console().print(table)
+
+
+def _register() -> None:
+    # The domain modules add their commands to `app`; imported here, after `app` exists.
+    from mlkeep.cli import artifacts, entities, exchange, lineage, runs
+
+    app.add_typer(runs.app, name="runs")
+    app.add_typer(artifacts.app, name="artifacts")
+    app.add_typer(entities.datasets_app, name="datasets")
+    app.add_typer(entities.models_app, name="models")
+    lineage.register(app)
+    exchange.register(app)
+
+
+_register()
+
+
+def main() -> None:
+    """Entry point of the `mlkeep` console script."""
+    app()
