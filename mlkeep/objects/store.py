@@ -78,7 +78,8 @@ class ObjectStore:
         self.fs.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
         try:
             with open(path, "rb") as src, self.fs.open(tmp, "wb") as dst:
-                with zstd.ZstdCompressor(level=LEVEL).stream_writer(dst, closefd=False) as w:
+                size_hint = os.fstat(src.fileno()).st_size
+                with zstd.ZstdCompressor(level=LEVEL).stream_writer(dst, size=size_hint, closefd=False) as w:
                     while chunk := src.read(CHUNK):
                         digest.update(chunk)
                         size += len(chunk)
@@ -102,7 +103,7 @@ class ObjectStore:
         except FileNotFoundError:
             raise NotFoundError(f"Object {oid} is not in the object store at {self.root}.") from None
         try:
-            data = _zstd().ZstdDecompressor().decompress(raw, max_output_size=1 << 40)
+            data = _zstd().ZstdDecompressor().decompressobj().decompress(raw)
         except Exception as exc:
             raise CorruptObjectError(f"Object {oid} cannot be decompressed: {exc}. Run `mlkeep fsck`.") from exc
         if hashlib.sha256(data).hexdigest() != oid:

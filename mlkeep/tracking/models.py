@@ -71,6 +71,8 @@ def insert_model(db: Database, model: Model) -> None:
             [
                 (model.run_id, "run", model.id, "model", "produced"),
                 (model.trained_on_dataset_id, "dataset", model.id, "model", "trained_on"),
+                # the run that trained on a dataset used it, even if it never logged it itself
+                (model.trained_on_dataset_id, "dataset", model.run_id, "run", "input"),
             ],
         )
 

@@ -1,0 +1,42 @@
+# Two commands for a newcomer: `make demo` and `make test` (see README.md).
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+STAMP  := $(VENV)/.installed
+
+.PHONY: demo test test-fast bench install clean
+
+install: $(STAMP)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# torch is pinned first: pip then takes the CPU build on this disk instead of a multi-GB CUDA build.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install --quiet torch==2.13.0
+	$(PIP) install --quiet -e '.[all,test]'
+	touch $@
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -m "not slow"
+
+# Benchmarks need MLflow as the anchor; it lives in its own venv so it never changes ours.
+.venv-bench/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv-bench
+	.venv-bench/bin/pip install --quiet torch==2.13.0
+	.venv-bench/bin/pip install --quiet -e '.[all,bench]'
+	touch $@
+
+bench: .venv-bench/.installed
+	.venv-bench/bin/python benchmarks/tracking.py
+	.venv-bench/bin/python benchmarks/weights.py
+
+clean:
+	rm -rf $(VENV) .venv-bench demo-store .pytest_cache

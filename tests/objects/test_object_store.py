@@ -1,0 +1,77 @@
+"""The content-addressed object store: round trips, dedup, verification, atomic writes."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError
+from mlkeep.objects import ObjectStore
+
+
+@pytest.fixture
+def objects(tmp_path: Path) -> ObjectStore:
+    return ObjectStore.from_url(str(tmp_path / "objects"))
+
+
+@settings(max_examples=50, deadline=None)
+@given(data=st.binary(max_size=5000))
+def test_bytes_round_trip_and_id_is_sha256(data: bytes) -> None:
+    objects = ObjectStore.from_url("memory://objects-prop")
+    oid = objects.put_bytes(data)
+    assert oid == hashlib.sha256(data).hexdigest()
+    assert objects.get_bytes(oid) == data
+
+
+def test_same_content_stored_once(objects: ObjectStore) -> None:
+    a = objects.put_bytes(b"weights" * 1000)
+    b = objects.put_bytes(b"weights" * 1000)
+    assert a == b
+    assert list(objects) == [a]
+
+
+def test_file_streams_in_and_out(objects: ObjectStore, tmp_path: Path) -> None:
+    src = tmp_path / "big.bin"
+    src.write_bytes(os.urandom(3 * (1 << 20) + 17))
+    oid, size = objects.put_file(src)
+    assert size == src.stat().st_size
+    assert oid == hashlib.sha256(src.read_bytes()).hexdigest()
+    out = tmp_path / "out" / "copy.bin"
+    objects.get_file(oid, out)
+    assert out.read_bytes() == src.read_bytes()
+    assert objects.temporary_files() == []
+
+
+def test_corrupt_blob_raises_and_is_never_returned(objects: ObjectStore, tmp_path: Path) -> None:
+    oid = objects.put_bytes(b"a model" * 100)
+    path = Path(objects.path(oid))
+    os.chmod(path, 0o644)
+    other = ObjectStore.from_url(str(tmp_path / "other"))
+    forged = other.put_bytes(b"another model" * 100)
+    path.write_bytes(Path(other.path(forged)).read_bytes())
+    with pytest.raises(CorruptObjectError):
+        objects.get_bytes(oid)
+    with pytest.raises(CorruptObjectError):
+        objects.get_file(oid, tmp_path / "x.bin")
+    assert not (tmp_path / "x.bin").exists()
+    path.write_bytes(b"not zstd at all")
+    with pytest.raises(CorruptObjectError):
+        objects.get_bytes(oid)
+    assert not objects.verify(oid)
+
+
+def test_unknown_and_malformed_ids(objects: ObjectStore) -> None:
+    with pytest.raises(NotFoundError):
+        objects.get_bytes("0" * 64)
+    with pytest.raises(InvalidInputError):
+        objects.get_bytes("../../etc/passwd")
+
+
+def test_blobs_are_read_only_on_disk(objects: ObjectStore) -> None:
+    oid = objects.put_bytes(b"frozen")
+    assert not os.stat(objects.path(oid)).st_mode & 0o222
