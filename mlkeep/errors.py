@@ -14,6 +14,7 @@ The hierarchy::
     │   └── FilterSyntaxError      a malformed search filter (has `position`)
     ├── RunStateError              an operation the run's status forbids
     ├── ConflictError              a concurrent writer won a compare-and-swap
+    │   └── MergeConflictError     both sides of a merge changed the same tensors
     ├── CorruptObjectError         a stored blob does not match its hash
     └── SchemaValidationError      an exported/imported document breaks the schema
 
@@ -108,6 +109,16 @@ class ConflictError(MlkeepError):
     http_status = 409
 
 
+class MergeConflictError(ConflictError):
+    """Raised by `merge(strategy="fail")` when both sides changed a tensor; `tensors` names them."""
+
+    code = "MERGE_CONFLICT"
+
+    def __init__(self, message: str, tensors: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.tensors = tensors or []
+
+
 class CorruptObjectError(MlkeepError):
     """Raised when a blob read from the object store does not match its hash."""
 
@@ -135,6 +146,7 @@ ALL_ERRORS: tuple[type[MlkeepError], ...] = (
     FilterSyntaxError,
     RunStateError,
     ConflictError,
+    MergeConflictError,
     CorruptObjectError,
     SchemaValidationError,
 )

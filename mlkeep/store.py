@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mlkeep import location
 from mlkeep.metadata import Database
@@ -29,6 +29,10 @@ from mlkeep.tracking.entities import (
 )
 from mlkeep.tracking.experiments import DEFAULT_EXPERIMENT
 
+if TYPE_CHECKING:
+    from mlkeep.tensors import TensorStore
+    from mlkeep.versioning import Repository
+
 
 class Store:
     """A metadata database plus an object store."""
@@ -38,12 +42,15 @@ class Store:
         self.db = Database(loc.database)
         self.db.ensure_schema()
         self.objects = ObjectStore.from_url(loc.objects)
+        self._tensors: TensorStore | None = None
 
     @property
     def uri(self) -> str:
         return self.location.uri
 
     def close(self) -> None:
+        if self._tensors is not None:
+            self._tensors.close()
         self.db.dispose()
 
     def __enter__(self) -> Store:
@@ -156,6 +163,27 @@ class Store:
         from mlkeep.tracking import predictions
 
         return predictions.get_evaluation(self.db, evaluation_id)
+
+    # -- versioning ---------------------------------------------------------------------
+    @property
+    def tensors(self) -> TensorStore:
+        """The tensor store under every repository (chunked, deduplicated, delta-compressed)."""
+        if self._tensors is None:
+            from mlkeep.tensors import TensorStore
+
+            self._tensors = TensorStore(self.objects)
+        return self._tensors
+
+    def repo(self, name: str) -> Repository:
+        """The repository of model versions called `name` (created by its first commit)."""
+        from mlkeep.versioning import Repository
+
+        return Repository(self.db, self.objects, self.tensors, name)
+
+    def repositories(self) -> list[str]:
+        from mlkeep.versioning.repository import list_repositories
+
+        return list_repositories(self.db)
 
     # -- lineage, export ----------------------------------------------------------------
     def lineage(self, entity_id: str, direction: str = "up", depth: int | None = None) -> lineage.LineageGraph:

@@ -181,3 +181,38 @@ links = Table(
     Column("dst_kind", String(16), nullable=False),
     Index("ix_links_dst", "dst_id"),
 )
+
+# -- versioning: git's model for model versions --------------------------------
+# Commits themselves are immutable objects in the object store (like git's);
+# this index makes log, prefix lookup and lineage queries cheap. Refs are the
+# only mutable state and move by compare-and-swap.
+repositories = Table(
+    "repositories",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("creation_time", BigInteger, nullable=False),
+)
+
+commits = Table(
+    "commits",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("repo_id", ID, ForeignKey("repositories.id"), nullable=False),
+    Column("tree", String(64), nullable=False),
+    Column("parents", Text, nullable=False),
+    Column("message", Text, nullable=False),
+    Column("author", String(250)),
+    Column("time", BigInteger, nullable=False),
+    Column("run_id", ID),
+    Index("ix_commits_repo_time", "repo_id", "time"),
+)
+
+refs = Table(
+    "refs",
+    metadata,
+    Column("repo_id", ID, ForeignKey("repositories.id"), primary_key=True),
+    Column("kind", String(8), primary_key=True),
+    Column("name", String(250), primary_key=True),
+    Column("commit_id", String(64), nullable=False),
+)

@@ -1,0 +1,250 @@
+"""`Repository`: git for models — commit, log, branch, tag, resolve refs, checkout.
+
+Weights go to the tensor store (deduplicated and delta-compressed against the
+first parent), the commit object to the object store, and an index row plus
+the branch move to the metadata database in one transaction. Diff and merge
+live in their own modules; this one owns the history.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import re
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mlkeep.errors import InvalidInputError, NotFoundError
+from mlkeep.ids import new_id, now_ms
+from mlkeep.metadata import Database
+from mlkeep.metadata.tables import commits, repositories
+from mlkeep.objects import ObjectStore
+from mlkeep.tensors import StoragePolicy, TensorStore
+from mlkeep.tracking.lineage import add_links
+from mlkeep.versioning import refs
+from mlkeep.versioning.commit import Commit, read_commit, write_commit
+from mlkeep.versioning.snapshot import Snapshot, restore, snapshot
+
+if TYPE_CHECKING:
+    from mlkeep.versioning.diff import CommitDiff
+
+_ANCESTRY = re.compile(r"^(?P<base>.+?)(?P<ops>(?:~\d*|\^\d*)*)$")
+
+
+class Repository:
+    """The versions of one model, addressed by branch, tag, `main~2` or a hash prefix."""
+
+    def __init__(self, db: Database, objects: ObjectStore, tensors: TensorStore, name: str) -> None:
+        if not isinstance(name, str) or not name.strip() or len(name) > 250:
+            raise InvalidInputError("A repository name must be a non-empty string of at most 250 characters.")
+        self.db, self.objects, self.tensors, self.name = db, objects, tensors, name
+
+    # ---------------------------------------------------------------- writing
+    def commit(
+        self,
+        model: Any,
+        message: str = "",
+        *,
+        branch: str = "main",
+        run: Any = None,
+        parents: Sequence[str] | None = None,
+        datasets: Sequence[Any] = (),
+        code: dict[str, str] | None = None,
+        policy: StoragePolicy | None = None,
+    ) -> Commit:
+        """Snapshot `model` (torch module or state_dict, estimator, safetensors file) onto `branch`.
+
+        The parent defaults to the branch head; the head moves by compare-and-swap,
+        so a concurrent commit to the same branch raises `ConflictError` instead of
+        being lost. The new commit is returned with its `id`.
+        """
+        refs.check_ref_name(branch)
+        snap = snapshot(model)
+        head = self._head(branch)
+        parent_ids = [self.resolve(p) for p in parents] if parents is not None else ([head] if head else [])
+        return self.write_snapshot(snap, message, branch, head, parent_ids, run, datasets, code, policy)
+
+    def branch(self, name: str, at: str = "main") -> str:
+        """Create branch `name` at `at`; returns the commit id. `ConflictError` if it exists."""
+        commit_id = self.resolve(at)
+        with self.db.begin() as conn:
+            refs.create_ref(conn, self._repo_id(conn, create=False), refs.BRANCH, name, commit_id)
+        return commit_id
+
+    def tag(self, name: str, ref: str = "main") -> str:
+        """Tag the commit `ref` names, forever; `ConflictError` if the tag exists."""
+        commit_id = self.resolve(ref)
+        with self.db.begin() as conn:
+            refs.create_ref(conn, self._repo_id(conn, create=False), refs.TAG, name, commit_id)
+        return commit_id
+
+    def delete_branch(self, name: str) -> None:
+        with self.db.begin() as conn:
+            refs.delete_ref(conn, self._repo_id(conn, create=False), refs.BRANCH, name)
+
+    # ---------------------------------------------------------------- reading
+    def branches(self) -> dict[str, str]:
+        with self.db.connect() as conn:
+            return refs.list_refs(conn, self._repo_id(conn, create=False), refs.BRANCH)
+
+    def tags(self) -> dict[str, str]:
+        with self.db.connect() as conn:
+            return refs.list_refs(conn, self._repo_id(conn, create=False), refs.TAG)
+
+    def resolve(self, ref: str) -> str:
+        """The commit id of a branch, tag, full or short (≥ 4 hex) id, with `~N` / `^N` suffixes."""
+        if not isinstance(ref, str) or not ref:
+            raise InvalidInputError("A ref must be a branch, a tag or a commit id.")
+        m = _ANCESTRY.match(ref)
+        assert m is not None
+        commit_id = self._resolve_name(m.group("base"))
+        for op in re.findall(r"[~^]\d*", m.group("ops")):
+            n = int(op[1:] or 1)
+            if op[0] == "~":
+                for _ in range(n):
+                    commit_id = self._parent(commit_id, 0, ref)
+            else:
+                commit_id = self._parent(commit_id, n - 1, ref) if n else commit_id
+        return commit_id
+
+    def get(self, ref: str) -> Commit:
+        """The commit `ref` names, with its id."""
+        return read_commit(self.objects, self.resolve(ref))
+
+    def log(self, ref: str = "main", limit: int | None = None) -> list[Commit]:
+        """Commits reachable from `ref`, newest first (first parents and merged parents alike)."""
+        start = self.resolve(ref)
+        seen, out, frontier = {start}, [], [start]
+        while frontier and (limit is None or len(out) < limit):
+            frontier.sort(key=lambda c: self.get(c).time)
+            commit = self.get(frontier.pop())
+            out.append(commit)
+            for p in commit.parents:
+                if p not in seen:
+                    seen.add(p)
+                    frontier.append(p)
+        return out
+
+    def checkout(self, ref: str = "main", into: Any = None) -> Any:
+        """The model as committed, bit for bit (every chunk verified against the commit's tree).
+
+        Returns a state_dict for torch commits (or loads it `into` a module and
+        returns the module), the estimator for scikit-learn commits, a dict of
+        arrays otherwise. A corrupt blob raises `CorruptObjectError`.
+        """
+        commit = self.get(ref)
+        tensors = self.tensors.get_tree(commit.tree)
+        skeleton = self.objects.get_bytes(commit.extra["skeleton"]) if "skeleton" in commit.extra else None
+        model = restore(commit.kind, tensors, skeleton)
+        if into is not None:
+            into.load_state_dict(model)
+            return into
+        return model
+
+    def diff(self, a: str, b: str) -> CommitDiff:
+        """Tensors added, removed, reshaped or changed (with how much), and metadata differences."""
+        from mlkeep.versioning.diff import diff_commits
+
+        return diff_commits(self.tensors, self.get(a), self.get(b))
+
+    def merge(self, ours: str, theirs: str, *, strategy: str = "fail", message: str | None = None,
+              branch: str | None = None) -> Commit:
+        """Commit the three-way merge of `theirs` into `ours`; see `mlkeep.versioning.merge`."""
+        from mlkeep.versioning.merge import merge
+
+        return merge(self, ours, theirs, strategy=strategy, message=message, branch=branch)
+
+    # ---------------------------------------------------------------- internals
+    def write_snapshot(
+        self,
+        snap: Snapshot,
+        message: str,
+        branch: str | None,
+        expected_head: str | None,
+        parent_ids: list[str],
+        run: Any,
+        datasets: Sequence[Any],
+        code: dict[str, str] | None,
+        policy: StoragePolicy | None,
+    ) -> Commit:
+        """Store a snapshot as a commit with `parent_ids` and move `branch` from `expected_head` (CAS)."""
+        from mlkeep.tracking.environment import capture_environment
+
+        parent_tree = self.get(parent_ids[0]).tree if parent_ids else None
+        tree = self.tensors.put_tree(snap.tensors, parent_tree, policy)
+        env = capture_environment()
+        extra = {"skeleton": self.objects.put_bytes(snap.skeleton)} if snap.skeleton is not None else {}
+        commit = Commit(
+            repository=self.name, tree=tree, parents=tuple(parent_ids), message=message, author=_user(),
+            time=now_ms(), kind=snap.kind, architecture=snap.architecture, hyperparameters=snap.hyperparameters,
+            run_id=getattr(run, "id", run), datasets=tuple(getattr(d, "id", d) for d in datasets),
+            code=code if code is not None else {k[4:]: v for k, v in env.items() if k.startswith("git.")},
+            environment=env, extra=extra,
+        )
+        commit = write_commit(self.objects, commit)
+        commit_id = commit.id
+        with self.db.begin() as conn:
+            repo_id = self._repo_id(conn, create=True)
+            conn.execute(commits.insert(), [{
+                "id": commit_id, "repo_id": repo_id, "tree": tree, "parents": json.dumps(list(parent_ids)),
+                "message": message, "author": commit.author, "time": commit.time, "run_id": commit.run_id,
+            }])
+            add_links(conn, [(commit.run_id, "run", commit_id, "commit", "produced")]
+                      + [(d, "dataset", commit_id, "commit", "trained_on") for d in commit.datasets])
+            if branch is not None:
+                refs.move_branch(conn, repo_id, branch, expected_head, commit_id)
+        return commit
+
+    def _head(self, branch: str) -> str | None:
+        with self.db.connect() as conn:
+            repo_id = self._repo_id(conn, create=False, missing_ok=True)
+            return refs.get_ref(conn, repo_id, refs.BRANCH, branch) if repo_id else None
+
+    def _repo_id(self, conn: Any, *, create: bool, missing_ok: bool = False) -> Any:
+        found = conn.execute(select(repositories.c.id).where(repositories.c.name == self.name)).scalar()
+        if found is not None or missing_ok:
+            return found
+        if not create:
+            raise NotFoundError(f"Repository {self.name!r} has no commits yet; commit a model first.")
+        from mlkeep.metadata.upsert import insert_for
+
+        conn.execute(insert_for(conn)(repositories).on_conflict_do_nothing(index_elements=["name"]),
+                     [{"id": new_id(), "name": self.name, "creation_time": now_ms()}])
+        return conn.execute(select(repositories.c.id).where(repositories.c.name == self.name)).scalar_one()
+
+    def _resolve_name(self, name: str) -> str:
+        with self.db.connect() as conn:
+            repo_id = self._repo_id(conn, create=False)
+            for kind in (refs.BRANCH, refs.TAG):
+                found = refs.get_ref(conn, repo_id, kind, name)
+                if found:
+                    return found
+            if re.fullmatch(r"[0-9a-f]{4,64}", name):
+                ids = conn.execute(
+                    select(commits.c.id).where(commits.c.repo_id == repo_id, commits.c.id.startswith(name)).limit(2)
+                ).scalars().all()
+                if len(ids) == 1:
+                    return str(ids[0])
+                if len(ids) > 1:
+                    raise InvalidInputError(f"Commit prefix {name!r} is ambiguous in {self.name!r}; give more digits.")
+        raise NotFoundError(f"{name!r} names no branch, tag or commit of repository {self.name!r}.")
+
+    def _parent(self, commit_id: str, index: int, ref: str) -> str:
+        parents = self.get(commit_id).parents
+        if index >= len(parents):
+            raise NotFoundError(f"{ref!r} goes past the first commit of {self.name!r}.")
+        return parents[index]
+
+
+def list_repositories(db: Database) -> list[str]:
+    with db.connect() as conn:
+        return list(conn.execute(select(repositories.c.name).order_by(repositories.c.name)).scalars())
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # no user database in some containers
+        return None
