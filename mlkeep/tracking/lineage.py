@@ -14,11 +14,18 @@ from sqlalchemy import Connection, select
 
 from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.metadata import Database
-from mlkeep.metadata.tables import datasets, evaluations, links, models, predictions, runs
+from mlkeep.metadata.tables import commits, datasets, evaluations, links, models, predictions, runs
 from mlkeep.metadata.upsert import insert_ignore
 from mlkeep.tracking.entities import Entity
 
-KINDS = {"dataset": datasets, "run": runs, "model": models, "prediction": predictions, "evaluation": evaluations}
+KINDS = {
+    "dataset": datasets,
+    "run": runs,
+    "model": models,
+    "prediction": predictions,
+    "evaluation": evaluations,
+    "commit": commits,
+}
 
 
 @dataclass(frozen=True)
@@ -70,7 +77,7 @@ def kind_of(conn: Connection, entity_id: str) -> str:
     for kind, table in KINDS.items():
         if conn.execute(select(table.c.id).where(table.c.id == entity_id)).first() is not None:
             return kind
-    raise NotFoundError(f"No dataset, run, model, prediction or evaluation has id {entity_id!r}.")
+    raise NotFoundError(f"No dataset, run, model, prediction, evaluation or commit has id {entity_id!r}.")
 
 
 def lineage(db: Database, entity_id: str, direction: str = "up", depth: int | None = None) -> LineageGraph:
@@ -107,7 +114,8 @@ def _names(conn: Connection, kinds: dict[str, str]) -> dict[str, Node]:
         by_kind.setdefault(k, []).append(i)
     for kind, ids in by_kind.items():
         table = KINDS[kind]
-        for row in conn.execute(select(table.c.id, table.c.name).where(table.c.id.in_(ids))).all():
+        label = table.c.name if "name" in table.c else table.c.message
+        for row in conn.execute(select(table.c.id, label.label("name")).where(table.c.id.in_(ids))).all():
             out[row.id] = Node(id=row.id, kind=kind, name=row.name or kind)
     return out
 

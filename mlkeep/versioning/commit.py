@@ -32,6 +32,7 @@ class Commit:
     code: dict[str, str] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)  # e.g. the sklearn skeleton object
+    order: tuple[str, ...] = ()  # tensor names as the model lists them (trees are sorted)
     id: str = field(default="", compare=False)  # the hash of the other fields, set once stored
 
     def to_bytes(self) -> bytes:
@@ -45,6 +46,7 @@ class Commit:
             d = json.loads(data)
             d["parents"] = tuple(d["parents"])
             d["datasets"] = tuple(d["datasets"])
+            d["order"] = tuple(d.get("order", ()))
             return cls(**d, id=oid)
         except (ValueError, KeyError, TypeError) as exc:
             raise CorruptObjectError(f"Object {oid} is not a commit: {exc}") from exc

@@ -72,7 +72,8 @@ def merge(
             f"{' ...' if len(conflicts) > 10 else ''}. Merge again with strategy 'ours', 'theirs' or 'average'.",
             conflicts,
         )
-    merged: dict[str, Any] = dict(repo.tensors.get_tree(a.tree))
+    stored = repo.tensors.get_tree(a.tree)
+    merged: dict[str, Any] = {name: stored[name] for name in a.order if name in stored} | stored
     for name in take_b + (conflicts if strategy == "theirs" else []):
         if name in db_:
             merged[name] = repo.tensors.get_tensor(b.tree, name)

@@ -135,7 +135,8 @@ class Repository:
         arrays otherwise. A corrupt blob raises `CorruptObjectError`.
         """
         commit = self.get(ref)
-        tensors = self.tensors.get_tree(commit.tree)
+        stored = self.tensors.get_tree(commit.tree)
+        tensors = {name: stored[name] for name in commit.order if name in stored} | stored
         skeleton = self.objects.get_bytes(commit.extra["skeleton"]) if "skeleton" in commit.extra else None
         model = restore(commit.kind, tensors, skeleton)
         if into is not None:
@@ -181,7 +182,7 @@ class Repository:
             time=now_ms(), kind=snap.kind, architecture=snap.architecture, hyperparameters=snap.hyperparameters,
             run_id=getattr(run, "id", run), datasets=tuple(getattr(d, "id", d) for d in datasets),
             code=code if code is not None else {k[4:]: v for k, v in env.items() if k.startswith("git.")},
-            environment=env, extra=extra,
+            environment=env, extra=extra, order=tuple(snap.tensors),
         )
         commit = write_commit(self.objects, commit)
         commit_id = commit.id

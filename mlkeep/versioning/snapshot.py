@@ -27,7 +27,7 @@ import numpy as np
 from mlkeep.errors import InvalidInputError
 from mlkeep.tensors.dtypes import TensorLike, supported_dtypes
 
-MIN_ARRAY_BYTES = 1024
+MIN_ARRAY_BYTES = 256
 _SUPPORTED = set(supported_dtypes())
 
 
