@@ -137,3 +137,8 @@ def cells(*values: Any) -> list[Any]:
     from rich.text import Text
 
     return [v if hasattr(v, "__rich_console__") else Text(number(v)) for v in values]
+
+
+def count(n: int, noun: str) -> str:
+    """`1 run`, `3 runs`."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"

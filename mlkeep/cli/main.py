@@ -9,7 +9,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -27,7 +26,7 @@ def one_line(exc: BaseException) -> str:
 class MlkeepGroup(TyperGroup):
     """The root group: turns library errors raised by any subcommand into one line and exit 1."""
 
-    def invoke(self, ctx: click.Context) -> Any:
+    def invoke(self, ctx: Any) -> Any:  # a click Context; typer's own type is private
         try:
             return super().invoke(ctx)
         except MlkeepError as exc:
@@ -105,12 +104,13 @@ def experiments(ctx: typer.Context, json_: Annotated[bool, typer.Option("--json"
 
 def _register() -> None:
     # The domain modules add their commands to `app`; imported here, after `app` exists.
-    from mlkeep.cli import artifacts, entities, exchange, lineage, runs
+    from mlkeep.cli import artifacts, entities, exchange, lineage, repo, runs
 
     app.add_typer(runs.app, name="runs")
     app.add_typer(artifacts.app, name="artifacts")
     app.add_typer(entities.datasets_app, name="datasets")
     app.add_typer(entities.models_app, name="models")
+    app.add_typer(repo.app, name="repo")
     lineage.register(app)
     exchange.register(app)
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import getpass
 import json
+import os
 import re
 from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
@@ -143,6 +145,16 @@ class Repository:
             into.load_state_dict(model)
             return into
         return model
+
+    def checkout_file(self, ref: str, path: str | os.PathLike[str]) -> Path:
+        """Write the version `ref` to a file: `.safetensors` for weights, `.pkl` for an estimator.
+
+        Written to a temporary name and renamed, so a failed checkout leaves no partial file.
+        """
+        from mlkeep.versioning.snapshot import write_file
+
+        commit = self.get(ref)
+        return write_file(commit.kind, self.checkout(commit.id), Path(path))
 
     def diff(self, a: str, b: str) -> CommitDiff:
         """Tensors added, removed, reshaped or changed (with how much), and metadata differences."""

@@ -74,6 +74,27 @@ def restore(kind: str, tensors: dict[str, TensorLike], skeleton: bytes | None) -
     return dict(tensors)
 
 
+def write_file(kind: str, model: Any, path: Path) -> Path:
+    """Save a checked-out model: safetensors for tensors, pickle for estimators (by suffix)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    if kind == "sklearn":
+        if path.suffix != ".pkl":
+            raise InvalidInputError(f"A {kind} commit checks out as an estimator: give a .pkl path, not {path.name}.")
+        tmp.write_bytes(pickle.dumps(model, protocol=pickle.HIGHEST_PROTOCOL))
+    elif path.suffix != ".safetensors":
+        raise InvalidInputError(f"Weights check out as safetensors: give a .safetensors path, not {path.name}.")
+    elif kind == "torch":
+        from safetensors.torch import save_file
+
+        save_file({k: v.contiguous() for k, v in model.items()}, str(tmp))
+    else:
+        from safetensors.numpy import save_file as save_numpy
+
+        save_numpy(dict(model), str(tmp))
+    os.replace(tmp, path)
+    return path
+
+
 def _from_mapping(model: Mapping[str, Any]) -> Snapshot:
     values = list(model.values())
     if values and all(isinstance(v, np.ndarray) for v in values):
