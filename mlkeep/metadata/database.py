@@ -10,6 +10,7 @@ none of that. The schema is created and upgraded by Alembic, never by
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -44,6 +45,11 @@ class Database:
         self.url = url
         self.engine: Engine = _make_engine(url)
         self.dialect = self.engine.dialect.name
+        # An in-memory database is one connection shared by every thread (StaticPool):
+        # one thread's commit, or the rollback that ends a read, would end another
+        # thread's transaction half-way. There, one thread at a time uses it.
+        self._shared = _is_memory(url)
+        self._write_lock = threading.RLock()
 
     def prepared(self, build: Build) -> Prepared:
         """`prepared(self.engine.dialect, build)`: see there."""
@@ -52,12 +58,20 @@ class Database:
     @contextmanager
     def begin(self) -> Iterator[Connection]:
         """A connection inside one transaction: committed on exit, rolled back on error."""
+        if self._shared:
+            with self._write_lock, self.engine.begin() as conn:
+                yield conn
+            return
         with self.engine.begin() as conn:
             yield conn
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
         """A connection for reads."""
+        if self._shared:
+            with self._write_lock, self.engine.connect() as conn:
+                yield conn
+            return
         with self.engine.connect() as conn:
             yield conn
 
@@ -164,9 +178,13 @@ class Prepared:
             cur.close()
 
 
+def _is_memory(url: str) -> bool:
+    return url in ("sqlite://", "sqlite:///:memory:")
+
+
 def _make_engine(url: str) -> Engine:
     if url.startswith("sqlite"):
-        memory = url in ("sqlite://", "sqlite:///:memory:")
+        memory = _is_memory(url)
         engine = create_engine(
             url,
             connect_args={"check_same_thread": False, "timeout": 30},

@@ -15,7 +15,12 @@ from sqlalchemy import Connection, Table
 
 def insert_for(conn: Connection) -> Callable[[Table], Any]:
     """The dialect's `insert` that has `on_conflict_do_update/nothing`."""
-    if conn.dialect.name == "postgresql":
+    return insert_for_dialect(conn.dialect.name)
+
+
+def insert_for_dialect(name: str) -> Callable[[Table], Any]:
+    """`insert_for` by dialect name, for statements compiled ahead of a connection."""
+    if name == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     else:
         from sqlalchemy.dialects.sqlite import insert

@@ -12,56 +12,45 @@ from __future__ import annotations
 
 import atexit
 import logging
-import math
 import numbers
 import threading
 import time
 import weakref
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from sqlalchemy import Connection, case, select
+from sqlalchemy import Connection, Executable, bindparam, case, select
 
 from mlkeep.errors import InvalidMetricError
 from mlkeep.metadata import Database
+from mlkeep.metadata.database import prepared
 from mlkeep.metadata.tables import latest_metrics, metrics
-from mlkeep.metadata.upsert import insert_for
+from mlkeep.metadata.upsert import insert_for_dialect
 from mlkeep.tracking.entities import Metric
-from mlkeep.tracking.values import check_key, from_sql, metric_value, to_sql
+from mlkeep.tracking.values import check_key, from_sql, metric_value
 
 log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.5
 Point = tuple[str, float, int, int]  # key, value, step, timestamp
+# A buffered point as it is written, in the table's column order:
+# run id, key, step, timestamp, value (None for NaN).
+Row = tuple[str, str, int, int, "float | None"]
+
+_INSERT_NAMES = ("run_id", "key", "step", "timestamp", "value")
+_LATEST_NAMES = ("run_id", "key", "value", "step", "timestamp", "min_value", "max_value", "count")
 
 
-def write_points(conn: Connection, run_id: str, points: list[Point]) -> None:
-    """Append points and fold them into `latest_metrics`, in the caller's transaction."""
-    if not points:
-        return
-    conn.execute(
-        metrics.insert(),
-        [{"run_id": run_id, "key": k, "value": to_sql(v), "step": s, "timestamp": t} for k, v, s, t in points],
-    )
-    summary: dict[str, dict[str, Any]] = {}
-    for k, v, s, t in points:
-        cur = summary.get(k)
-        if cur is None:
-            summary[k] = {"run_id": run_id, "key": k, "value": v, "step": s, "timestamp": t,
-                          "min_value": v, "max_value": v, "count": 1}
-            continue
-        if (s, t) >= (cur["step"], cur["timestamp"]):
-            cur.update(value=v, step=s, timestamp=t)
-        cur["min_value"] = _nanmin(cur["min_value"], v)
-        cur["max_value"] = _nanmax(cur["max_value"], v)
-        cur["count"] += 1
-    for row in summary.values():
-        for col in ("value", "min_value", "max_value"):
-            row[col] = to_sql(row[col])
-    stmt = insert_for(conn)(latest_metrics)
+def _insert_metrics(dialect: str) -> tuple[Executable, Sequence[str]]:
+    return metrics.insert().values({n: bindparam(n) for n in _INSERT_NAMES}), _INSERT_NAMES
+
+
+def _upsert_latest(dialect: str) -> tuple[Executable, Sequence[str]]:
+    """Fold a summary row into `latest_metrics`: newest point wins, min/max/count accumulate."""
+    stmt = insert_for_dialect(dialect)(latest_metrics).values({n: bindparam(n) for n in _LATEST_NAMES})
     new, old = stmt.excluded, latest_metrics.c
     newer = (new.step > old.step) | ((new.step == old.step) & (new.timestamp >= old.timestamp))
-    conn.execute(
+    return (
         stmt.on_conflict_do_update(
             index_elements=["run_id", "key"],
             set_={
@@ -77,8 +66,44 @@ def write_points(conn: Connection, run_id: str, points: list[Point]) -> None:
                 "count": old.count + new.count,
             },
         ),
-        list(summary.values()),
+        _LATEST_NAMES,
     )
+
+
+def write_points(conn: Connection, run_id: str, points: list[Point]) -> None:
+    """Append points and fold them into `latest_metrics`, in the caller's transaction."""
+    write_rows(conn, [(run_id, k, int(s), int(t), None if v != v else float(v)) for k, v, s, t in points])
+
+
+def write_rows(conn: Connection, rows: list[Row]) -> None:
+    """Append rows (as `MetricBuffer` keeps them) and fold them into `latest_metrics`.
+
+    Runs in the caller's transaction: two executemany calls whatever the
+    number of points, with statements compiled once per dialect.
+    """
+    if rows:
+        prepared(conn.dialect, _insert_metrics).executemany(conn, rows)
+        prepared(conn.dialect, _upsert_latest).executemany(conn, _summaries(rows))
+
+
+def _summaries(rows: list[Row]) -> list[list[Any]]:
+    """Per (run, key): the newest point by (step, timestamp), min and max ignoring NaN (None), count."""
+    summary: dict[tuple[str, str], list[Any]] = {}
+    for row in rows:
+        run_id, k, s, t, v = row
+        cur = summary.get((run_id, k))
+        if cur is None:
+            summary[(run_id, k)] = [run_id, k, v, s, t, v, v, 1]
+            continue
+        if s > cur[3] or (s == cur[3] and t >= cur[4]):
+            cur[2], cur[3], cur[4] = v, s, t
+        if v is not None:
+            if cur[5] is None or v < cur[5]:
+                cur[5] = v
+            if cur[6] is None or v > cur[6]:
+                cur[6] = v
+        cur[7] += 1
+    return list(summary.values())
 
 
 def get_metric_history(db: Database, run_id: str, key: str) -> list[Metric]:
@@ -93,59 +118,116 @@ def get_metric_history(db: Database, run_id: str, key: str) -> list[Metric]:
 
 
 class MetricBuffer:
-    """Values of one run waiting to be written; thread-safe, flushed in the background."""
+    """Values of one run waiting to be written; thread-safe, flushed in the background.
+
+    `add` runs once per logged value, so it does the least that keeps the
+    promises: validate (a bad value raises here, not at flush time), pick the
+    step, append one tuple already shaped as the row the flush writes.
+    """
 
     def __init__(self, db: Database, run_id: str) -> None:
         self.db = db
         self.run_id = run_id
-        self._points: list[Point] = []
+        self._rows: list[Row] = []
         self._steps: dict[str, int] = {}
+        self._keys: set[str] = set()  # names that passed `check_key`
         self._lock = threading.Lock()
         self._flush_lock = threading.Lock()
         _flusher.register(self)
 
     def add(self, key: str, value: Any, step: int | None, timestamp: int | None) -> None:
-        check_key("metric", key)
-        v = metric_value(key, value)
+        """Buffer one value; `InvalidInputError`/`InvalidMetricError` for a bad name, value or step."""
+        if key not in self._keys:
+            self._keys.add(check_key("metric", key))
+        t = type(value)
+        if t is not float:  # exact float needs nothing; everything else is checked
+            value = float(value) if t is int else metric_value(key, value)
+        if value != value:
+            value = None  # NaN is stored as NULL
+        if timestamp is None:
+            timestamp = time.time_ns() // 1_000_000
+        elif type(timestamp) is not int:
+            timestamp = _timestamp(key, timestamp)
+        if step is not None and type(step) is not int:
+            step = _integer(key, "step", step)
+        steps = self._steps
         with self._lock:
             if step is None:
-                step = self._steps.get(key, -1) + 1
-            elif not isinstance(step, numbers.Integral) or isinstance(step, bool):
-                raise InvalidMetricError(f"The step of metric {key!r} must be an integer, not {step!r}.")
-            self._steps[key] = max(int(step), self._steps.get(key, -1))
-            self._points.append((key, v, int(step), timestamp if timestamp is not None else time.time_ns() // 1_000_000))
+                step = steps.get(key, -1) + 1
+                steps[key] = step
+            elif step > steps.get(key, -1):
+                steps[key] = step
+            self._rows.append((self.run_id, key, step, timestamp, value))
 
     def add_many(self, values: Mapping[str, Any], step: int | None, timestamp: int | None) -> None:
-        checked = {check_key("metric", k): metric_value(k, v) for k, v in values.items()}
-        for k, v in checked.items():
-            self.add(k, v, step, timestamp)
+        """Buffer several values at one step; all are checked before any is kept."""
+        if step is not None and type(step) is not int:
+            step = _integer("", "step", step)
+        if timestamp is None:
+            timestamp = time.time_ns() // 1_000_000
+        elif type(timestamp) is not int:
+            timestamp = _timestamp("", timestamp)
+        checked: list[tuple[str, float | None]] = []
+        keys = self._keys
+        for key, value in values.items():
+            if key not in keys:
+                keys.add(check_key("metric", key))
+            t = type(value)
+            if t is not float:
+                value = float(value) if t is int else metric_value(key, value)
+            checked.append((key, None if value != value else value))
+        run_id, steps = self.run_id, self._steps
+        with self._lock:
+            rows = self._rows
+            for key, value in checked:
+                if step is None:
+                    s = steps.get(key, -1) + 1
+                    steps[key] = s
+                else:
+                    s = step
+                    if s > steps.get(key, -1):
+                        steps[key] = s
+                rows.append((run_id, key, s, timestamp, value))
 
-    def flush(self) -> None:
-        """Write every buffered value in one transaction; on failure the values are kept."""
+    def flush(self, then: Callable[[Connection], None] | None = None) -> None:
+        """Write every buffered value in one transaction; on failure the values are kept.
+
+        `then(conn)`, when given, runs in the same transaction after the values
+        are written (ending a run costs one commit, not two).
+        """
         with self._flush_lock:
             with self._lock:
-                points, self._points = self._points, []
-            if not points:
+                rows, self._rows = self._rows, []
+            if not rows and then is None:
                 return
             try:
                 with self.db.begin() as conn:
-                    write_points(conn, self.run_id, points)
+                    write_rows(conn, rows)
+                    if then is not None:
+                        then(conn)
             except BaseException:
                 with self._lock:
-                    self._points[:0] = points
+                    self._rows[:0] = rows
                 raise
 
-    def close(self) -> None:
-        self.flush()
+    def close(self, then: Callable[[Connection], None] | None = None) -> None:
+        """Flush (running `then` in the same transaction) and stop background flushing."""
+        self.flush(then)
         _flusher.unregister(self)
 
 
-def _nanmin(a: float, b: float) -> float:
-    return b if math.isnan(a) or b < a else a
+def _timestamp(key: str, value: Any) -> int:
+    """Milliseconds since the epoch; any real number is accepted and truncated."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        return int(value)
+    return int(metric_value(key or "timestamp", value))
 
 
-def _nanmax(a: float, b: float) -> float:
-    return b if math.isnan(a) or b > a else a
+def _integer(key: str, what: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        name = f" of metric {key!r}" if key else ""
+        raise InvalidMetricError(f"The {what}{name} must be an integer, not {value!r}.")
+    return int(value)
 
 
 class _Flusher:

@@ -2,21 +2,65 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import json
-from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
+import math
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection, Executable, bindparam, select
 
 from mlkeep.errors import InvalidInputError, NotFoundError, ParamConflictError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.metadata import Database
+from mlkeep.metadata.database import prepared
 from mlkeep.metadata.tables import experiments, latest_metrics, params, runs, tags
-from mlkeep.metadata.upsert import insert_for
+from mlkeep.metadata.upsert import insert_for_dialect
 from mlkeep.tracking.entities import MetricSummary, Run, RunStatus
 from mlkeep.tracking.experiments import ensure_experiment
-from mlkeep.tracking.values import check_key, from_sql, param_value
+from mlkeep.tracking.values import check_key, param_value
+
+if TYPE_CHECKING:
+    from mlkeep.tracking.metrics import MetricBuffer
+
+# The statements of a run's life, compiled once per dialect (see `Prepared`):
+# creating, logging params and ending a run are three short transactions.
+_RUN_COLUMNS = ("id", "experiment_id", "name", "status", "start_time", "parent_run_id", "creator", "environment")
+
+
+def _insert_run(dialect: str) -> tuple[Executable, Sequence[str]]:
+    return runs.insert().values({c: bindparam(c) for c in _RUN_COLUMNS}), _RUN_COLUMNS
+
+
+def _end_run(dialect: str) -> tuple[Executable, Sequence[str]]:
+    stmt = (
+        runs.update()
+        .where(runs.c.id == bindparam("b_id"))
+        .values(status=bindparam("b_status"), end_time=bindparam("b_end_time"), failure=bindparam("b_failure"))
+    )
+    return stmt, ("b_status", "b_end_time", "b_failure", "b_id")
+
+
+def _run_exists(dialect: str) -> tuple[Executable, Sequence[str]]:
+    return select(runs.c.id).where(runs.c.id == bindparam("id")), ("id",)
+
+
+def _insert_params(dialect: str) -> tuple[Executable, Sequence[str]]:
+    names = ("run_id", "key", "value")
+    stmt = insert_for_dialect(dialect)(params).values({n: bindparam(n) for n in names})
+    return stmt.on_conflict_do_nothing(index_elements=["run_id", "key"]), names
+
+
+def _params_of_run(dialect: str) -> tuple[Executable, Sequence[str]]:
+    return select(params.c.key, params.c.value).where(params.c.run_id == bindparam("run_id")), ("run_id",)
+
+
+def _upsert_tags(dialect: str) -> tuple[Executable, Sequence[str]]:
+    names = ("run_id", "key", "value")
+    stmt = insert_for_dialect(dialect)(tags).values({n: bindparam(n) for n in names})
+    return stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}), names
+
 
 def create_run(
     db: Database,
@@ -29,67 +73,83 @@ def create_run(
 ) -> str:
     """Insert a RUNNING run (and its experiment if new); return its id."""
     run_id = new_id()
+    env = json.dumps(dict(environment or {}), sort_keys=True)
+    tag_rows = _tag_rows(run_id, tags_) if tags_ else []
     with db.begin() as conn:
         exp_id = ensure_experiment(conn, experiment)
         if parent_run_id is not None:
             _require_run(conn, parent_run_id)
-        conn.execute(
-            runs.insert(),
-            [
-                {
-                    "id": run_id,
-                    "experiment_id": exp_id,
-                    "name": name or f"run-{run_id[:8]}",
-                    "status": RunStatus.RUNNING,
-                    "start_time": now_ms(),
-                    "parent_run_id": parent_run_id,
-                    "creator": _user(),
-                    "environment": json.dumps(dict(environment or {}), sort_keys=True),
-                }
-            ],
-        )
-        if tags_:
-            _set_tags(conn, run_id, tags_)
+        row = (run_id, exp_id, name or f"run-{run_id[:8]}", RunStatus.RUNNING, now_ms(), parent_run_id, _user(), env)
+        prepared(conn.dialect, _insert_run).execute(conn, row).close()
+        if tag_rows:
+            prepared(conn.dialect, _upsert_tags).executemany(conn, tag_rows)
     return run_id
 
 
-def end_run(db: Database, run_id: str, status: str = RunStatus.FINISHED, failure: str | None = None) -> None:
-    """Mark a run terminated with `status`, keeping `failure` (a traceback) when it failed."""
+def end_run(
+    db: Database,
+    run_id: str,
+    status: str = RunStatus.FINISHED,
+    failure: str | None = None,
+    *,
+    metrics: MetricBuffer | None = None,
+) -> None:
+    """Mark a run terminated with `status`, keeping `failure` (a traceback) when it failed.
+
+    With `metrics` (the run's buffer) the last values are written and the run
+    marked ended in one transaction, and the buffer is closed.
+    """
     if status not in RunStatus.ALL:
         raise InvalidInputError(f"Run status must be one of {', '.join(RunStatus.ALL)}, not {status!r}.")
+
+    def mark(conn: Connection) -> None:
+        cur = prepared(conn.dialect, _end_run).execute(conn, (status, now_ms(), failure, run_id))
+        found = cur.rowcount
+        cur.close()
+        if found == 0:
+            raise NotFoundError(f"No run with id {run_id!r}. Find runs with `mlkeep runs search`.")
+
+    if metrics is not None:
+        metrics.close(then=mark)
+        return
     with db.begin() as conn:
-        _require_run(conn, run_id)
-        conn.execute(
-            runs.update().where(runs.c.id == run_id).values(status=status, end_time=now_ms(), failure=failure)
-        )
+        mark(conn)
 
 
 def log_params(db: Database, run_id: str, values: Mapping[str, Any]) -> None:
-    """Record params; re-logging the same value is a no-op, another value is an error."""
+    """Record params; re-logging the same value is a no-op, another value is an error.
+
+    One transaction: the run is checked, new keys inserted, and only when some
+    key was there already are the stored values compared (a conflict rolls
+    everything back, so nothing of this call is kept).
+    """
     new = {check_key("param", k): param_value(v) for k, v in values.items()}
+    if not new:
+        require_run(db, run_id)
+        return
+    rows = [(run_id, k, v) for k, v in new.items()]
     with db.begin() as conn:
         _require_run(conn, run_id)
-        have = dict(
-            conn.execute(
-                select(params.c.key, params.c.value).where(params.c.run_id == run_id, params.c.key.in_(list(new)))
-            ).all()
-        )
-        for key, value in new.items():
-            if key in have and have[key] != value:
-                raise ParamConflictError(
-                    f"Param {key!r} of run {run_id} is already {have[key]!r}; it cannot become {value!r}. "
-                    "Params are inputs and never change: start a new run, or log the new value as a tag."
-                )
-        rows = [{"run_id": run_id, "key": k, "value": v} for k, v in new.items() if k not in have]
-        if rows:
-            conn.execute(params.insert(), rows)
+        inserted = prepared(conn.dialect, _insert_params).executemany(conn, rows)
+        if inserted != len(rows):  # some keys existed (or the driver cannot tell): compare
+            cur = prepared(conn.dialect, _params_of_run).execute(conn, (run_id,))
+            have = dict(cur.fetchall())
+            cur.close()
+            for key, value in new.items():
+                if have.get(key, value) != value:
+                    raise ParamConflictError(
+                        f"Param {key!r} of run {run_id} is already {have[key]!r}; it cannot become {value!r}. "
+                        "Params are inputs and never change: start a new run, or log the new value as a tag."
+                    )
 
 
 def set_tags(db: Database, run_id: str, values: Mapping[str, Any]) -> None:
     """Set (or overwrite) tags of a run."""
+    rows = _tag_rows(run_id, values)
     with db.begin() as conn:
         _require_run(conn, run_id)
-        _set_tags(conn, run_id, values)
+        if rows:
+            prepared(conn.dialect, _upsert_tags).executemany(conn, rows)
 
 
 def delete_tag(db: Database, run_id: str, key: str) -> None:
@@ -107,30 +167,88 @@ def get_run(db: Database, run_id: str) -> Run:
 
 
 def get_runs(db: Database, run_ids: Sequence[str]) -> list[Run]:
-    """Runs in the order of `run_ids` (unknown ids skipped), each fully loaded in 4 queries total."""
+    """Runs in the order of `run_ids` (unknown ids skipped), each fully loaded in 4 queries per 256 runs."""
     if not run_ids:
         return []
     ids = list(dict.fromkeys(run_ids))
+    by_id: dict[str, Run] = {}
     with db.connect() as conn:
-        rows = conn.execute(
-            select(runs, experiments.c.name.label("experiment"))
-            .join(experiments, experiments.c.id == runs.c.experiment_id)
-            .where(runs.c.id.in_(ids))
-        ).all()
-        p = _grouped(conn.execute(select(params).where(params.c.run_id.in_(ids))).all())
-        t = _grouped(conn.execute(select(tags).where(tags.c.run_id.in_(ids))).all())
-        m: dict[str, dict[str, MetricSummary]] = {}
-        for r in conn.execute(select(latest_metrics).where(latest_metrics.c.run_id.in_(ids))).all():
-            m.setdefault(r.run_id, {})[r.key] = MetricSummary(
-                key=r.key, value=from_sql(r.value), step=r.step, timestamp=r.timestamp,
-                min=from_sql(r.min_value), max=from_sql(r.max_value), count=r.count,
-            )
-    by_id = {}
-    for r in rows:
-        d = r._asdict()
-        d["environment"] = json.loads(d["environment"] or "{}")
-        by_id[r.id] = Run(**d, params=p.get(r.id, {}), tags=t.get(r.id, {}), metrics=m.get(r.id, {}))
+        for i in range(0, len(ids), _MAX_IDS):
+            by_id.update(_load_runs(conn, ids[i : i + _MAX_IDS]))
     return [by_id[i] for i in ids if i in by_id]
+
+
+# Reading runs back is what every search result costs, so the four queries are
+# compiled once per dialect and size: `id IN (?, ?, ...)` with the id list
+# padded to the next power of two, up to `_MAX_IDS` per query.
+_MAX_IDS = 256
+_RUN_FIELDS = ("id", "experiment_id", "name", "status", "start_time", "end_time", "parent_run_id", "creator",
+               "failure", "environment")
+
+
+@functools.lru_cache(maxsize=None)
+def _by_ids(what: str, n: int) -> Callable[[str], tuple[Executable, Sequence[str]]]:
+    """A statement builder (a stable cache key for `prepared`) for `what` of `n` run ids."""
+
+    def build(dialect: str) -> tuple[Executable, Sequence[str]]:
+        names = [f"id{k}" for k in range(n)]
+        binds = [bindparam(name) for name in names]
+        if what == "runs":
+            cols = [runs.c[f] for f in _RUN_FIELDS]
+            stmt = (
+                select(*cols, experiments.c.name)
+                .join(experiments, experiments.c.id == runs.c.experiment_id)
+                .where(runs.c.id.in_(binds))
+            )
+        elif what == "metrics":
+            c = latest_metrics.c
+            stmt = select(c.run_id, c.key, c.value, c.step, c.timestamp, c.min_value, c.max_value, c.count).where(
+                c.run_id.in_(binds)
+            )
+        else:
+            table = params if what == "params" else tags
+            stmt = select(table.c.run_id, table.c.key, table.c.value).where(table.c.run_id.in_(binds))
+        return stmt, names
+
+    return build
+
+
+def _fetch(conn: Connection, what: str, ids: list[str]) -> list[tuple[Any, ...]]:
+    n = 1
+    while n < len(ids):
+        n *= 2
+    cur = prepared(conn.dialect, _by_ids(what, n)).execute(conn, ids + [ids[0]] * (n - len(ids)))
+    try:
+        return list(cur.fetchall())
+    finally:
+        cur.close()
+
+
+def _load_runs(conn: Connection, ids: list[str]) -> dict[str, Run]:
+    p = _grouped(_fetch(conn, "params", ids))
+    t = _grouped(_fetch(conn, "tags", ids))
+    m: dict[str, dict[str, MetricSummary]] = {}
+    nan = math.nan
+    for run_id, key, value, step, timestamp, lo, hi, count in _fetch(conn, "metrics", ids):
+        m.setdefault(run_id, {})[key] = MetricSummary(
+            key=key, value=nan if value is None else value, step=step, timestamp=timestamp,
+            min=nan if lo is None else lo, max=nan if hi is None else hi, count=count,
+        )
+    environments: dict[str, dict[str, str]] = {}  # runs of one process share theirs: parse it once
+    out = {}
+    for row in _fetch(conn, "runs", ids):
+        (run_id, experiment_id, name, status, start_time, end_time, parent_run_id, creator, failure, env,
+         experiment) = row
+        env = env or "{}"
+        if env not in environments:
+            environments[env] = json.loads(env)
+        out[run_id] = Run(
+            id=run_id, experiment_id=experiment_id, experiment=experiment, name=name, status=status,
+            start_time=start_time, end_time=end_time, parent_run_id=parent_run_id, creator=creator,
+            failure=failure, params=p.get(run_id, {}), tags=t.get(run_id, {}), metrics=m.get(run_id, {}),
+            environment=dict(environments[env]),
+        )
+    return out
 
 
 def child_runs(db: Database, run_id: str) -> list[str]:
@@ -144,24 +262,28 @@ def require_run(db: Database, run_id: str) -> None:
 
 
 def _require_run(conn: Connection, run_id: str) -> None:
-    if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
+    cur = prepared(conn.dialect, _run_exists).execute(conn, (run_id,))
+    found = cur.fetchone()
+    cur.close()
+    if found is None:
         raise NotFoundError(f"No run with id {run_id!r}. Find runs with `mlkeep runs search`.")
 
 
-def _set_tags(conn: Connection, run_id: str, values: Mapping[str, Any]) -> None:
-    rows = [{"run_id": run_id, "key": check_key("tag", k), "value": str(v)} for k, v in values.items()]
-    if rows:
-        stmt = insert_for(conn)(tags)
-        conn.execute(stmt.on_conflict_do_update(index_elements=["run_id", "key"], set_={"value": stmt.excluded.value}), rows)
+def _tag_rows(run_id: str, values: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    return [(run_id, check_key("tag", k), str(v)) for k, v in values.items()]
 
 
-def _grouped(rows: Iterable[Any]) -> dict[str, dict[str, str]]:
+def _grouped(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, str]]:
     out: dict[str, dict[str, str]] = {}
-    for r in rows:
-        out.setdefault(r.run_id, {})[r.key] = r.value
+    for run_id, key, value in rows:
+        d = out.get(run_id)
+        if d is None:
+            d = out[run_id] = {}
+        d[key] = value
     return out
 
 
+@functools.lru_cache(maxsize=1)
 def _user() -> str | None:
     try:
         return getpass.getuser()

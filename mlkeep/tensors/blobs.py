@@ -1,0 +1,118 @@
+"""Chunk objects in the object store, compressed once, plus a cache of decoded chunks.
+
+`ObjectStore.put_bytes` compresses with zstd level 3. The planner already
+compresses each candidate encoding to compare sizes, so compressing the
+winner again would double the work; `ChunkObjects.put` writes the planner's
+compressed bytes as they are. The result is an ordinary object (a zstd frame
+whose content hashes to its id), so `ObjectStore.get_bytes`, `verify` and
+`fsck` treat it like any other.
+
+Reads skip the object store's hash check: the decoder checks every decoded
+chunk against the SHA-256 its manifest promises, which covers the object's
+bytes, its header and its whole delta chain in one pass.
+
+The cache holds decoded raw chunks by object id, bounded in bytes (LRU).
+Entries are always verified bytes the process owns, never a caller's array.
+It exists for the writer: a delta needs its base's raw bytes, and in a
+training loop the base is what the previous commit just wrote.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+import numpy as np
+
+from mlkeep.errors import CorruptObjectError, NotFoundError
+from mlkeep.objects.store import ObjectStore
+
+_local = threading.local()
+
+
+def _zstd() -> Any:
+    import zstandard
+
+    return zstandard
+
+
+def compress(data: bytes | memoryview, level: int) -> bytes:
+    """zstd frame of `data` (with its content size), one compressor per thread and level."""
+    cache = getattr(_local, "compressors", None)
+    if cache is None:
+        cache = _local.compressors = {}
+    comp = cache.get(level)
+    if comp is None:
+        comp = cache[level] = _zstd().ZstdCompressor(level=level)
+    return comp.compress(data)  # type: ignore[no-any-return]
+
+
+def decompress(data: bytes) -> bytes:
+    """The content of a zstd frame; `CorruptObjectError` when it is not one."""
+    dec = getattr(_local, "decompressor", None)
+    if dec is None:
+        dec = _local.decompressor = _zstd().ZstdDecompressor()
+    try:
+        return dec.decompress(data, max_output_size=1 << 40)  # type: ignore[no-any-return]
+    except Exception as exc:  # zstandard raises its own ZstdError
+        raise CorruptObjectError(f"Chunk object cannot be decompressed: {exc}. Run `mlkeep fsck`.") from exc
+
+
+class ChunkObjects:
+    """Chunk objects over an `ObjectStore`: precompressed writes, unverified raw reads, an LRU cache."""
+
+    def __init__(self, objects: ObjectStore, cache_bytes: int = 256 << 20) -> None:
+        self.objects = objects
+        self.cache_bytes = cache_bytes
+        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._cached = 0
+        self._lock = threading.Lock()
+
+    def put(self, oid: str, compressed: bytes) -> bool:
+        """Store a zstd frame whose content hashes to `oid`; False when it was already there.
+
+        Concurrent writers of the same object are harmless: each writes a
+        temporary file and renames it over the same name with the same bytes.
+        """
+        if self.objects.exists(oid):
+            return False
+        self.objects._write(oid, compressed)  # the store's own temp-file-and-rename write
+        return True
+
+    def read(self, oid: str) -> bytes:
+        """An object's content, decompressed; the caller verifies what it decodes from it."""
+        try:
+            raw = self.objects.fs.cat_file(self.objects.path(oid))
+        except FileNotFoundError:
+            raise NotFoundError(f"Chunk object {oid} is not in the object store at {self.objects.root}.") from None
+        return decompress(raw)
+
+    def cached(self, oid: str) -> np.ndarray | None:
+        """The decoded raw chunk of object `oid`, if cached (read-only array)."""
+        with self._lock:
+            arr = self._cache.get(oid)
+            if arr is not None:
+                self._cache.move_to_end(oid)
+            return arr
+
+    def remember(self, oid: str, raw: np.ndarray) -> None:
+        """Cache the verified raw chunk of `oid`; `raw` must not be changed afterwards."""
+        if raw.nbytes > self.cache_bytes:
+            return
+        raw.flags.writeable = False
+        with self._lock:
+            if oid in self._cache:
+                self._cache.move_to_end(oid)
+                return
+            self._cache[oid] = raw
+            self._cached += raw.nbytes
+            while self._cached > self.cache_bytes:
+                _, old = self._cache.popitem(last=False)
+                self._cached -= old.nbytes
+
+    def forget(self) -> None:
+        """Empty the cache."""
+        with self._lock:
+            self._cache.clear()
+            self._cached = 0

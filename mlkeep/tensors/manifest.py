@@ -1,0 +1,113 @@
+"""A tensor's manifest: dtype, shape, digest and how each chunk is stored.
+
+Manifests are objects (sorted, compact JSON), so an unchanged tensor's
+manifest is the same object in every version that holds it. Each chunk entry
+records both identities: `id`, the hash of the raw chunk (what the reader
+verifies), and `obj`, the object holding its encoding, plus what the planner
+needs without reading chunk objects: encoding, delta base, the full-copy root
+of its chain, chain depth, and stored (compressed) bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from mlkeep.errors import CorruptObjectError
+
+FORMAT = "mlkeep.tensor/1"
+
+
+@dataclass(frozen=True)
+class ChunkRef:
+    """Where one chunk lives and how to rebuild it.
+
+    `depth` is the number of deltas to apply after decoding `root` (0 for a full
+    chunk, whose `root` is its own object and whose `base` is None).
+    """
+
+    id: str
+    obj: str
+    encoding: str
+    base: str | None
+    root: str
+    depth: int
+    stored: int
+    nbytes: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "obj": self.obj,
+            "enc": self.encoding,
+            "base": self.base,
+            "root": self.root,
+            "depth": self.depth,
+            "stored": self.stored,
+            "nbytes": self.nbytes,
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ChunkRef:
+        return cls(d["id"], d["obj"], d["enc"], d["base"], d["root"], int(d["depth"]), int(d["stored"]), int(d["nbytes"]))
+
+
+@dataclass(frozen=True)
+class TensorManifest:
+    """Everything needed to rebuild and verify one tensor."""
+
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    chunk_bytes: int
+    digest: str
+    chunks: tuple[ChunkRef, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "dtype": self.dtype,
+            "shape": list(self.shape),
+            "nbytes": self.nbytes,
+            "chunk_bytes": self.chunk_bytes,
+            "digest": self.digest,
+            "chunks": [c.to_dict() for c in self.chunks],
+        }
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TensorManifest:
+        if d.get("format") != FORMAT:
+            raise CorruptObjectError(f"Object is not a tensor manifest (format {d.get('format')!r}).")
+        return cls(
+            d["dtype"],
+            tuple(int(n) for n in d["shape"]),
+            int(d["nbytes"]),
+            int(d["chunk_bytes"]),
+            d["digest"],
+            tuple(ChunkRef.from_dict(c) for c in d["chunks"]),
+        )
+
+    def to_bytes(self) -> bytes:
+        return canonical_json(self.to_dict())
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> TensorManifest:
+        return cls.from_dict(parse_json(data, "tensor manifest"))
+
+    @property
+    def stored(self) -> int:
+        """Compressed bytes of this tensor's chunk objects (shared ones counted here too)."""
+        return sum(c.stored for c in self.chunks)
+
+
+def canonical_json(obj: Any) -> bytes:
+    """Sorted, compact JSON: equal content gives equal bytes, hence one object id."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":")).encode()
+
+
+def parse_json(data: bytes, what: str) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError as exc:
+        raise CorruptObjectError(f"Object is not a valid {what}: {exc}.") from exc

@@ -1,0 +1,127 @@
+"""The recovery planner: how to store each changed chunk, from a cost model.
+
+Storing a chunk as a delta saves bytes and costs recovery time: to read it,
+the reader decodes the full root of its chain and then every delta on the
+way (its *depth*). The planner weighs the two at two levels.
+
+Per tree (the recovery-time bound). Reading a chunk of ``n`` raw bytes at
+depth ``d`` decodes ``n·(d+1)`` bytes; decode work is close to linear in bytes
+(zstd, byte planes, SHA-256), so the tree's *read amplification*
+``Σ n·(d+1) / Σ n`` stands for checkout time relative to reading each tensor
+once. Before encoding, the planner picks the deepest chain mode that keeps the
+worst case within ``max_read_amplification``:
+
+* ``chain``: a delta may go against the parent's chunk (depth parent+1, at most
+  ``max_chain_depth``), or against the root of the parent's chain;
+* ``star``: deltas only against the root (depth 1: one extra decode);
+* ``full``: no deltas.
+
+A partial fine-tune (few chunks changed) fits long chains; a full fine-tune
+fits star deltas, and checkout stays near 2 decodes per chunk however many
+versions follow. Unchanged chunks keep their place and cost.
+
+Per chunk (bytes against reads). Each candidate's stored size is estimated
+by compressing a sample of its encoding (exact when the chunk is no larger
+than the sample); its cost is::
+
+    cost = stored_bytes + read_weight · n · depth
+
+A delta must also save at least ``min_saving`` of the full size: a delta that
+barely helps is not worth a decode on every checkout. The cheapest candidate
+wins; full (depth 0) is always allowed, so the planner can always store.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from mlkeep.errors import InvalidInputError
+from mlkeep.tensors.chunks import DEFAULT_CHUNK_BYTES
+from mlkeep.tensors.codecs import ENCODINGS, FULL
+from mlkeep.tensors.manifest import ChunkRef
+
+
+@dataclass(frozen=True)
+class StoragePolicy:
+    """Knobs of the cost model and the codecs.
+
+    chunk_bytes: raw bytes per chunk (unit of dedup and of delta choice).
+    level: zstd level for chunk objects (1 is as small as 3 on byte planes, and twice as fast).
+    max_chain_depth: longest delta chain; 0 stores every changed chunk full.
+    min_saving: fraction of the full size a delta must save to be taken.
+    read_weight: bytes of storage one extra decode of a chunk's raw size is worth, per raw byte.
+    max_read_amplification: bound on decoded bytes per checkout over raw bytes.
+    sample_bytes: bytes sampled per chunk to estimate each candidate's compressed size.
+    encodings: which delta encodings may be tried (full is always possible).
+    """
+
+    chunk_bytes: int = DEFAULT_CHUNK_BYTES
+    level: int = 1
+    max_chain_depth: int = 8
+    min_saving: float = 0.05
+    read_weight: float = 0.02
+    max_read_amplification: float = 2.0
+    sample_bytes: int = 32 * 1024
+    encodings: tuple[str, ...] = ENCODINGS
+
+    def __post_init__(self) -> None:
+        if self.chunk_bytes < 64:
+            raise InvalidInputError("StoragePolicy.chunk_bytes must be at least 64.")
+        if self.max_chain_depth < 0:
+            raise InvalidInputError("StoragePolicy.max_chain_depth cannot be negative.")
+        if not 0.0 <= self.min_saving < 1.0:
+            raise InvalidInputError("StoragePolicy.min_saving must be in [0, 1).")
+        if self.read_weight < 0 or self.max_read_amplification < 1.0:
+            raise InvalidInputError("StoragePolicy.read_weight must be >= 0 and max_read_amplification >= 1.")
+        if self.sample_bytes < 64:
+            raise InvalidInputError("StoragePolicy.sample_bytes must be at least 64.")
+        unknown = set(self.encodings) - set(ENCODINGS)
+        if unknown:
+            raise InvalidInputError(f"Unknown encodings {sorted(unknown)}; known: {', '.join(ENCODINGS)}.")
+
+
+@dataclass(frozen=True)
+class Candidate:
+    """One way to store a chunk: an encoding, its base (None for full), chain depth, estimated bytes."""
+
+    encoding: str
+    base: ChunkRef | None
+    depth: int
+    estimate: float
+
+
+def chain_limit(policy: StoragePolicy, unchanged: Iterable[ChunkRef], changed: Iterable[tuple[int, ChunkRef | None]]) -> int:
+    """The deepest delta allowed in this tree under the read-amplification bound.
+
+    `unchanged` are chunks kept as they are; `changed` are (raw bytes, parent
+    chunk at the same place or None) for chunks to encode. Returns
+    `max_chain_depth` (chain mode), 1 (star mode) or 0 (full only).
+    """
+    changed, unchanged = list(changed), list(unchanged)
+    kept = sum(c.nbytes * (c.depth + 1) for c in unchanged)
+    total = sum(c.nbytes for c in unchanged) + sum(n for n, _ in changed)
+    budget = policy.max_read_amplification * total
+    if policy.max_chain_depth == 0 or not (set(policy.encodings) - {FULL}):
+        return 0
+
+    def worst(limit: int) -> int:
+        cost = kept
+        for n, parent in changed:
+            depth = 0 if parent is None else (parent.depth + 1 if parent.depth + 1 <= limit else min(1, limit))
+            cost += n * (depth + 1)
+        return cost
+
+    for limit in (policy.max_chain_depth, 1):
+        if worst(limit) <= budget:
+            return limit
+    return 0
+
+
+def choose(policy: StoragePolicy, candidates: Iterable[Candidate], nbytes: int, limit: int) -> Candidate:
+    """The cheapest candidate within depth `limit`; the full candidate must be among them."""
+    candidates = list(candidates)
+    full = next(c for c in candidates if c.encoding == FULL)
+    ceiling = (1.0 - policy.min_saving) * full.estimate
+    allowed = [c for c in candidates if c is full or (c.depth <= limit and c.estimate <= ceiling)]
+    return min(allowed, key=lambda c: (c.estimate + policy.read_weight * nbytes * c.depth, c.depth))

@@ -1,0 +1,495 @@
+"""TensorStore: put and get trees of named tensors, deduplicated, delta-compressed, verified.
+
+Writing a tree (`put_tree`) runs in two phases over a thread pool (SHA-256,
+zstd and large numpy operations release the GIL):
+
+1. hash every chunk; a chunk whose id the parent tree already holds is reused
+   as it is (its object, encoding and chain), so an unchanged tensor costs
+   one hash pass and no writes;
+2. the planner (`tensors.planner`) sets the tree's chain limit from the
+   read-amplification bound, then each changed chunk is encoded as the
+   cheapest of full / xor / sub against the parent's chunk or its chain root.
+
+Reading (`get_tree`, `get_tensor`) decodes each chunk along its delta chain
+into the output buffer and checks it against its SHA-256; each tensor's
+digest is then checked against its chunk ids. Any mismatch raises
+`CorruptObjectError`: a wrong byte is never returned.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections import Counter, OrderedDict
+from collections.abc import Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError
+from mlkeep.objects.store import ObjectStore
+from mlkeep.tensors import codecs
+from mlkeep.tensors.blobs import ChunkObjects, compress
+from mlkeep.tensors.chunks import chunk_id, chunk_size, spans, tensor_digest
+from mlkeep.tensors.dtypes import TensorLike, as_bytes, from_bytes, item_size, plane_width
+from mlkeep.tensors.manifest import ChunkRef, TensorManifest
+from mlkeep.tensors.planner import Candidate, StoragePolicy, chain_limit, choose
+from mlkeep.tensors.tree import Tree
+
+TreeId = str
+_META_LEVEL = 3
+_MAX_CHAIN_GUARD = 256  # a header chain longer than any policy allows means a corrupt or cyclic chain
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    """One tensor of a tree, as stored."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    stored: int
+    chunks: int
+    encodings: dict[str, int]
+    max_depth: int
+    digest: str
+    manifest: str
+
+
+@dataclass(frozen=True)
+class TreeInfo:
+    """A tree's tensors and its storage: raw bytes, and compressed bytes of its distinct chunk objects."""
+
+    tree_id: str
+    tensors: dict[str, TensorInfo]
+    nbytes: int
+    stored: int
+    encodings: dict[str, int]
+    max_depth: int
+
+
+@dataclass(frozen=True)
+class WriteStats:
+    """What a TensorStore has written since it was opened (snapshot)."""
+
+    trees: int = 0
+    tensors: int = 0
+    chunks: int = 0
+    chunks_reused: int = 0
+    raw_bytes: int = 0
+    objects_written: int = 0
+    bytes_written: int = 0
+    encodings: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    """What `verify` re-read and found intact."""
+
+    tree_id: str
+    tensors: int
+    chunks: int
+    objects: int
+    nbytes: int
+
+
+@dataclass
+class _Job:
+    """One tensor being written."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    data: np.ndarray
+    chunk_bytes: int
+    spans: list[tuple[int, int]]
+    parents: list[ChunkRef | None]
+    ids: list[str] = field(default_factory=list)
+    refs: list[ChunkRef | None] = field(default_factory=list)
+
+
+class TensorStore:
+    """Trees of named tensors in an `ObjectStore`.
+
+    `policy` is the default `StoragePolicy`; `workers` threads encode and
+    decode chunks; `cache_bytes` bounds the cache of decoded chunks that lets a
+    training loop delta against what it just wrote without reading it back.
+    """
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        *,
+        policy: StoragePolicy | None = None,
+        workers: int | None = None,
+        cache_bytes: int = 256 << 20,
+    ) -> None:
+        self.objects = objects
+        self.policy = policy or StoragePolicy()
+        self.blobs = ChunkObjects(objects, cache_bytes)
+        self._workers = workers or min(8, os.cpu_count() or 1)
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._stats: Counter[str] = Counter()
+        self._encodings: Counter[str] = Counter()
+        self._manifest_cache: OrderedDict[str, TensorManifest] = OrderedDict()
+
+    # ---------------------------------------------------------------- writing
+
+    def put_tree(
+        self,
+        tensors: Mapping[str, TensorLike],
+        parent_tree: TreeId | None = None,
+        policy: StoragePolicy | None = None,
+    ) -> TreeId:
+        """Store a tree of named tensors and return its id.
+
+        With `parent_tree`, chunks equal to the parent's are reused and changed
+        ones may be stored as deltas against the parent's chunk at the same
+        place. Raises `InvalidInputError` for a bad name or dtype (nothing is
+        written) and `NotFoundError` for an unknown parent.
+        """
+        policy = policy or self.policy
+        parent = self.manifests(parent_tree) if parent_tree else {}
+        jobs = [self._job(name, tensor, parent.get(name), policy) for name, tensor in _checked(tensors)]
+        known = {ref.id: ref for m in parent.values() for ref in m.chunks}
+        self._hash_all(jobs)
+        changed = self._reuse(jobs, known)
+        limit = chain_limit(
+            policy,
+            (r for job in jobs for r in job.refs if r is not None),
+            ((len(raw_span), base) for _, _, raw_span, base in changed.values()),
+        )
+        self._encode_all(jobs, changed, limit, policy)
+        entries = {job.name: self._put_meta(self._manifest(job).to_bytes()) for job in jobs}
+        tree_id = self._put_meta(Tree.of(entries).to_bytes())
+        self._count(trees=1, tensors=len(jobs))
+        return tree_id
+
+    def _job(self, name: str, tensor: TensorLike, parent: TensorManifest | None, policy: StoragePolicy) -> _Job:
+        dtype, shape, data = as_bytes(tensor)
+        size = chunk_size(policy.chunk_bytes, item_size(dtype))
+        cuts = spans(len(data), size)
+        same_kind = parent is not None and plane_width(parent.dtype) == plane_width(dtype)
+        parents: list[ChunkRef | None] = []
+        for i, (start, stop) in enumerate(cuts):
+            ref = parent.chunks[i] if same_kind and parent and i < len(parent.chunks) else None
+            parents.append(ref if ref is not None and ref.nbytes == stop - start else None)
+        return _Job(name, dtype, shape, data, size, cuts, parents)
+
+    def _hash_all(self, jobs: list[_Job]) -> None:
+        pool = self._executor()
+        futures = [[pool.submit(chunk_id, job.data[a:b]) for a, b in job.spans] for job in jobs]
+        for job, fs in zip(jobs, futures):
+            job.ids = [f.result() for f in fs]
+
+    def _reuse(self, jobs: list[_Job], known: dict[str, ChunkRef]) -> dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]]:
+        """Fill in reused chunks; return the distinct changed ones by id (first occurrence wins)."""
+        changed: dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]] = {}
+        reused = 0
+        for job in jobs:
+            job.refs = []
+            for i, cid in enumerate(job.ids):
+                parent = job.parents[i]
+                ref = parent if parent is not None and parent.id == cid else known.get(cid)
+                job.refs.append(ref)
+                if ref is not None:
+                    reused += 1
+                elif cid not in changed:
+                    a, b = job.spans[i]
+                    changed[cid] = (job, i, job.data[a:b], parent)
+        self._count(chunks=sum(len(j.ids) for j in jobs), chunks_reused=reused)
+        return changed
+
+    def _encode_all(self, jobs: list[_Job], changed: dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]], limit: int, policy: StoragePolicy) -> None:
+        pool = self._executor()
+        width = {job.name: plane_width(job.dtype) for job in jobs}
+        futures: dict[str, Future[ChunkRef]] = {
+            cid: pool.submit(self._encode_chunk, cid, raw, base, width[job.name], limit, policy)
+            for cid, (job, _, raw, base) in changed.items()
+        }
+        done = {cid: f.result() for cid, f in futures.items()}
+        for job in jobs:
+            job.refs = [ref if ref is not None else done[cid] for ref, cid in zip(job.refs, job.ids)]
+
+    def _encode_chunk(self, cid: str, raw: np.ndarray, parent: ChunkRef | None, width: int, limit: int, policy: StoragePolicy) -> ChunkRef:
+        """Choose and write the cheapest encoding of one changed chunk."""
+        n = len(raw)
+        options: list[tuple[str, str | None, str | None, int]] = [(codecs.FULL, None, None, 0)]
+        bases: dict[str, np.ndarray] = {}
+        deltas = [e for e in policy.encodings if e != codecs.FULL]
+        if parent is not None and limit >= 1 and deltas:
+            if parent.depth + 1 <= limit:
+                bases[parent.obj] = self._base_raw(parent.obj, n)
+                options += [(e, parent.obj, parent.root, parent.depth + 1) for e in deltas]
+            if parent.depth >= 1:
+                bases[parent.root] = self._base_raw(parent.root, n)
+                options += [(e, parent.root, parent.root, 1) for e in deltas]
+        exact = n <= policy.sample_bytes
+        sample = None if exact else _sample_spans(n, policy.sample_bytes, width)
+        encoded: dict[int, tuple[bytes, bytes]] = {}
+        candidates = []
+        for k, (enc, base, _, depth) in enumerate(options):
+            base_raw = bases[base] if base else None
+            if exact:
+                logical = _logical(enc, raw, base_raw, width, cid, base)
+                encoded[k] = (logical, compress(logical, policy.level))
+                estimate = float(len(encoded[k][1]))
+            else:
+                estimate = _estimate(enc, raw, base_raw, width, sample or [], policy.level) * n
+            candidates.append(Candidate(enc, base, depth, estimate))
+        best = choose(policy, candidates, n, limit)
+        k = candidates.index(best)
+        enc, base, root, depth = options[k]
+        if k in encoded:
+            logical, packed = encoded[k]
+        else:
+            logical = _logical(enc, raw, bases[base] if base else None, width, cid, base)
+            packed = compress(logical, policy.level)
+        oid = hashlib.sha256(logical).hexdigest()
+        if self.blobs.put(oid, packed):
+            self._count(objects_written=1, bytes_written=len(packed), raw_bytes=n)
+        with self._lock:
+            self._encodings[enc] += 1
+        if self.blobs.cache_bytes:
+            self.blobs.remember(oid, np.array(raw, copy=True))  # the caller may change its array later
+        return ChunkRef(cid, oid, enc, base, root or oid, depth, len(packed), n)
+
+    def _manifest(self, job: _Job) -> TensorManifest:
+        refs = tuple(r for r in job.refs if r is not None)
+        return TensorManifest(job.dtype, job.shape, len(job.data), job.chunk_bytes, tensor_digest(job.ids), refs)
+
+    def _put_meta(self, data: bytes) -> str:
+        oid = hashlib.sha256(data).hexdigest()
+        packed = compress(data, _META_LEVEL)
+        if self.blobs.put(oid, packed):
+            self._count(objects_written=1, bytes_written=len(packed))
+        return oid
+
+    # ---------------------------------------------------------------- reading
+
+    def manifests(self, tree_id: TreeId) -> dict[str, TensorManifest]:
+        """Name -> manifest of every tensor in a tree. Raises `NotFoundError` for an unknown tree."""
+        tree = self._tree(tree_id)
+        return {name: self._read_manifest(mid) for name, mid in tree.entries}
+
+    def get_tree(self, tree_id: TreeId) -> dict[str, TensorLike]:
+        """Every tensor of a tree, bit for bit as written (ndarray, or RawTensor for bfloat16/float8).
+
+        Raises `NotFoundError` for an unknown tree or missing object and
+        `CorruptObjectError` when any byte does not match its hash.
+        """
+        manifests = self.manifests(tree_id)
+        buffers = {name: np.empty(m.nbytes, dtype=np.uint8) for name, m in manifests.items()}
+        futures = [
+            self._executor().submit(self._decode_ref, ref, buffers[name][a : a + ref.nbytes], True, None)
+            for name, m in manifests.items()
+            for ref, a in zip(m.chunks, _offsets(m))
+        ]
+        for f in futures:
+            f.result()
+        return {name: _finish(name, m, buffers[name]) for name, m in manifests.items()}
+
+    def get_tensor(self, tree_id: TreeId, name: str) -> TensorLike:
+        """One tensor of a tree, verified; `NotFoundError` if the tree has no tensor `name`."""
+        tree = self._tree(tree_id).as_dict()
+        if name not in tree:
+            raise NotFoundError(f"Tree {tree_id} has no tensor named {name!r}.")
+        m = self._read_manifest(tree[name])
+        buf = np.empty(m.nbytes, dtype=np.uint8)
+        futures = [
+            self._executor().submit(self._decode_ref, ref, buf[a : a + ref.nbytes], True, None)
+            for ref, a in zip(m.chunks, _offsets(m))
+        ]
+        for f in futures:
+            f.result()
+        return _finish(name, m, buf)
+
+    def tree_info(self, tree_id: TreeId) -> TreeInfo:
+        """Names, dtypes, shapes, stored bytes, encodings and chain depths, from manifests alone."""
+        tree = self._tree(tree_id)
+        infos: dict[str, TensorInfo] = {}
+        distinct: dict[str, int] = {}
+        for name, mid in tree.entries:
+            m = self._read_manifest(mid)
+            distinct.update((c.obj, c.stored) for c in m.chunks)
+            infos[name] = TensorInfo(
+                name, m.dtype, m.shape, m.nbytes, m.stored, len(m.chunks),
+                dict(Counter(c.encoding for c in m.chunks)),
+                max((c.depth for c in m.chunks), default=0), m.digest, mid,
+            )  # fmt: skip
+        encodings: Counter[str] = Counter()
+        for info in infos.values():
+            encodings.update(info.encodings)
+        return TreeInfo(
+            tree_id, infos, sum(i.nbytes for i in infos.values()), sum(distinct.values()),
+            dict(encodings), max((i.max_depth for i in infos.values()), default=0),
+        )  # fmt: skip
+
+    def verify(self, tree_id: TreeId) -> VerifyReport:
+        """Re-read every object the tree needs, bypassing caches; raise `CorruptObjectError` on the first fault."""
+        manifests = self.manifests(tree_id)
+        touched: set[str] = set()
+        chunks = 0
+        for name, m in manifests.items():
+            buf = np.empty(m.nbytes, dtype=np.uint8)
+            for ref, a in zip(m.chunks, _offsets(m)):
+                self._decode_ref(ref, buf[a : a + ref.nbytes], False, touched)
+                chunks += 1
+            _finish(name, m, buf)
+        for oid in sorted(touched):
+            if not self.objects.verify(oid):
+                raise CorruptObjectError(f"Chunk object {oid} does not match its hash. Run `mlkeep fsck`.")
+        return VerifyReport(tree_id, len(manifests), chunks, len(touched), sum(m.nbytes for m in manifests.values()))
+
+    @property
+    def stats(self) -> WriteStats:
+        """Counters of what this TensorStore wrote since it was opened."""
+        with self._lock:
+            s, enc = dict(self._stats), dict(self._encodings)
+        return WriteStats(encodings=enc, **s)
+
+    def close(self) -> None:
+        """Stop the worker threads and drop cached chunks."""
+        with self._pool_lock:
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+        self.blobs.forget()
+
+    def __enter__(self) -> TensorStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- internals
+
+    def _executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="mlkeep-tensors")
+            return self._pool
+
+    def _count(self, **counts: int) -> None:
+        with self._lock:
+            self._stats.update(counts)
+
+    def _tree(self, tree_id: TreeId) -> Tree:
+        try:
+            return Tree.from_bytes(self.objects.get_bytes(tree_id))
+        except NotFoundError:
+            raise NotFoundError(f"Tensor tree {tree_id} is not in the object store.") from None
+
+    def _read_manifest(self, mid: str) -> TensorManifest:
+        with self._lock:
+            m = self._manifest_cache.get(mid)
+        if m is None:
+            m = TensorManifest.from_bytes(self.objects.get_bytes(mid))
+            with self._lock:
+                self._manifest_cache[mid] = m
+                while len(self._manifest_cache) > 8192:
+                    self._manifest_cache.popitem(last=False)
+        return m
+
+    def _decode_ref(self, ref: ChunkRef, out: np.ndarray, use_cache: bool, touched: set[str] | None) -> None:
+        """Decode the chunk `ref` names into `out` and check it against `ref.id`."""
+        self._decode(ref.obj, out, use_cache, touched, 0)
+        if chunk_id(out) != ref.id:
+            raise CorruptObjectError(f"Chunk {ref.id} decoded from object {ref.obj} does not match its hash.")
+
+    def _decode(self, oid: str, out: np.ndarray, use_cache: bool, touched: set[str] | None, level: int) -> str:
+        """Decode object `oid` into `out` (unverified); return the raw id its header promises."""
+        if level > _MAX_CHAIN_GUARD:
+            raise CorruptObjectError(f"Delta chain through object {oid} is longer than any policy allows.")
+        if touched is not None:
+            touched.add(oid)
+        if use_cache and level == 0:
+            cached = self.blobs.cached(oid)
+            if cached is not None and len(cached) == len(out):
+                out[:] = cached  # the caller still checks `out` against the chunk id
+                return chunk_id(cached)
+        logical = self.blobs.read(oid)
+        header = codecs.read_header(logical)
+        if header.nbytes != len(out):
+            raise CorruptObjectError(f"Chunk object {oid} holds {header.nbytes} bytes, expected {len(out)}.")
+        base = None
+        if header.base is not None:
+            base = self.blobs.cached(header.base) if use_cache else None
+            if base is None:
+                base = np.empty(header.nbytes, dtype=np.uint8)
+                base_id = self._decode(header.base, base, use_cache, touched, level + 1)
+                if chunk_id(base) != base_id:
+                    raise CorruptObjectError(f"Base object {header.base} does not decode to the chunk it promises.")
+                if use_cache:
+                    self.blobs.remember(header.base, base)
+        codecs.decode(header, memoryview(logical)[codecs.HEADER_SIZE :], base, out)
+        return header.raw_id
+
+    def _base_raw(self, oid: str, nbytes: int) -> np.ndarray:
+        """The verified raw chunk of object `oid`, from the cache or decoded (and then cached)."""
+        raw = self.blobs.cached(oid)
+        if raw is None:
+            raw = np.empty(nbytes, dtype=np.uint8)
+            raw_id = self._decode(oid, raw, True, None, 0)
+            if chunk_id(raw) != raw_id:
+                raise CorruptObjectError(f"Base object {oid} does not decode to the chunk it promises.")
+            self.blobs.remember(oid, raw)
+        if len(raw) != nbytes:
+            raise CorruptObjectError(f"Base object {oid} holds {len(raw)} bytes, expected {nbytes}.")
+        return raw
+
+
+def _checked(tensors: Mapping[str, TensorLike]) -> list[tuple[str, TensorLike]]:
+    if not isinstance(tensors, Mapping):
+        raise InvalidInputError(f"Expected a mapping of name -> tensor, got {type(tensors).__name__}.")
+    items = []
+    for name, tensor in tensors.items():
+        if not isinstance(name, str) or not name:
+            raise InvalidInputError(f"Tensor names must be non-empty strings, got {name!r}.")
+        items.append((name, tensor))
+    return sorted(items, key=lambda kv: kv[0])
+
+
+def _offsets(m: TensorManifest) -> list[int]:
+    out, pos = [], 0
+    for ref in m.chunks:
+        out.append(pos)
+        pos += ref.nbytes
+    if pos != m.nbytes:
+        raise CorruptObjectError(f"Manifest chunks cover {pos} bytes of a {m.nbytes}-byte tensor.")
+    return out
+
+
+def _finish(name: str, m: TensorManifest, buf: np.ndarray) -> TensorLike:
+    """Check a decoded tensor's digest and give it its dtype and shape."""
+    if tensor_digest([c.id for c in m.chunks]) != m.digest:
+        raise CorruptObjectError(f"Tensor {name!r} does not match its digest.")
+    try:
+        return from_bytes(m.dtype, m.shape, buf)
+    except (ValueError, TypeError) as exc:
+        raise CorruptObjectError(f"Tensor {name!r} has a manifest that does not fit its bytes: {exc}.") from exc
+
+
+def _logical(enc: str, raw: np.ndarray, base: np.ndarray | None, width: int, cid: str, base_oid: str | None) -> bytes:
+    """An encoded chunk object's content: header, then planes."""
+    header = codecs.ChunkHeader(enc, width, len(raw), cid, base_oid).pack()
+    return header + codecs.encode(enc, raw, base, width).tobytes()
+
+
+def _sample_spans(n: int, sample_bytes: int, width: int) -> list[tuple[int, int]]:
+    """Four evenly spaced, element-aligned slices totalling about `sample_bytes`."""
+    piece = max(width, sample_bytes // 4 // width * width)
+    step = (n - piece) // 3 // width * width
+    return [(i * step, i * step + piece) for i in range(4)]
+
+
+def _estimate(enc: str, raw: np.ndarray, base: np.ndarray | None, width: int, sample: list[tuple[int, int]], level: int) -> float:
+    """Compressed size per raw byte of `enc` on a sample of the chunk."""
+    parts = [codecs.encode(enc, raw[a:b], None if base is None else base[a:b], width) for a, b in sample]
+    data = np.concatenate(parts).tobytes()
+    return len(compress(data, level)) / len(data)
