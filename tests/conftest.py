@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +12,24 @@ import mlkeep
 from mlkeep.store import Store
 
 SCHEMA = Path(__file__).resolve().parents[1].parent / "shared" / "ml-experiments-schema" / "schema.json"
+_cluster = None
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start a throwaway PostgreSQL unless MLKEEP_TEST_POSTGRES names one (or no binaries exist)."""
+    global _cluster
+    if os.environ.get("MLKEEP_TEST_POSTGRES") or os.environ.get("MLKEEP_TEST_NO_POSTGRES"):
+        return
+    import postgres_server
+
+    if postgres_server.available():
+        _cluster = postgres_server.Cluster()
+        os.environ["MLKEEP_TEST_POSTGRES"] = _cluster.start()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _cluster is not None:
+        _cluster.stop()
 
 
 @pytest.fixture

@@ -44,37 +44,44 @@ def search(
         _common.print_json([r.to_dict() for r in found])
         return
     mentioned = KEY_REFERENCE.findall(" ".join([filter, *(order_by or [])]))
-    _common.console().print(_search_table(found, mentioned))
+    con = _common.console()
+    con.print(_search_table(found, mentioned, con.width))
 
 
-def _columns(found: list[Run], kind: str, mentioned: list[tuple[str, str]]) -> tuple[list[str], int]:
-    """The keys of `kind` to show: those the filter or ordering names first, then the rest sorted."""
-    present = {k for r in found for k in getattr(r, kind)}
-    first = [k for t, k in dict.fromkeys(mentioned) if t == kind and k in present]
-    keys = first + sorted(present - set(first))
-    return keys[:MAX_KEY_COLUMNS], max(len(keys) - MAX_KEY_COLUMNS, 0)
+def _key_columns(found: list[Run], mentioned: list[tuple[str, str]], budget: int) -> tuple[list[tuple[str, str]], int]:
+    """(kind, key) columns that fit: keys the filter or ordering names first, then metrics, then params."""
+    present = [(kind, k) for kind in ("metrics", "params") for k in sorted({k for r in found for k in getattr(r, kind)})]
+    first = [m for m in dict.fromkeys(mentioned) if m in present]
+    keys = first + [k for k in present if k not in first]
+    return keys[:budget], max(len(keys) - budget, 0)
 
 
-def _search_table(found: list[Run], mentioned: list[tuple[str, str]]) -> Any:
+def _search_table(found: list[Run], mentioned: list[tuple[str, str]], width: int) -> Any:
     from rich.table import Table
 
-    params, more_p = _columns(found, "params", mentioned)
-    metrics, more_m = _columns(found, "metrics", mentioned)
-    hidden = [f"{n} more {kind}" for n, kind in ((more_p, "params"), (more_m, "metrics")) if n]
-    caption = _common.count(len(found), "run") + (f" ({', '.join(hidden)} not shown: see `mlkeep runs show ID`)" if hidden else "")
+    wide = width >= 140
+    budget = max(1, min(MAX_KEY_COLUMNS * 2, (width - (75 if wide else 45)) // 16))
+    keys, hidden = _key_columns(found, mentioned, budget)
+    caption = _common.count(len(found), "run") + (
+        f" ({hidden} more params/metrics not shown: see `mlkeep runs show ID`)" if hidden else ""
+    )
     table = Table(caption=caption, caption_justify="left")
-    for name in ("id", "name", "experiment", "status", "start", "duration"):
-        table.add_column(name, no_wrap=name in ("id", "start"))
-    for key in params:
-        table.add_column(f"params.{key}", style="cyan")
-    for key in metrics:
-        table.add_column(f"metrics.{key}", style="magenta", justify="right")
+    base = ("id", "name", "experiment", "status", "start", "duration") if wide else ("id", "name", "status")
+    for name in base:
+        table.add_column(name, no_wrap=True, min_width=len(name))
+    for kind, key in keys:
+        table.add_column(f"{kind}.{key}", style="magenta" if kind == "metrics" else "cyan",
+                         justify="right" if kind == "metrics" else "left", min_width=min(len(key) + 8, 14))
     for r in found:
+        values = {
+            "id": short(r.id), "name": r.name, "experiment": r.experiment, "status": _common.status(r.status),
+            "start": when(r.start_time),
+            "duration": duration(r.start_time, r.end_time) if r.end_time else r.status.lower(),
+        }
         table.add_row(*cells(
-            short(r.id), r.name, r.experiment, _common.status(r.status), when(r.start_time),
-            duration(r.start_time, r.end_time) if r.end_time else r.status.lower(),
-            *(r.params.get(k, "") for k in params),
-            *(r.metrics[k].value if k in r.metrics else "" for k in metrics),
+            *(values[b] for b in base),
+            *((r.metrics[k].value if k in r.metrics else "") if kind == "metrics" else r.params.get(k, "")
+              for kind, k in keys),
         ))
     return table
 

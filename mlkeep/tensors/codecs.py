@@ -118,8 +118,15 @@ def undelta(encoding: str, d: np.ndarray, base: np.ndarray, width: int) -> None:
 
 def encode(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int) -> np.ndarray:
     """The planes (flat uint8, plane-major) of `raw` under `encoding` (header not included)."""
+    out = np.empty(len(raw), dtype=np.uint8)
+    encode_into(encoding, raw, base, width, out)
+    return out
+
+
+def encode_into(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, out: np.ndarray) -> None:
+    """Write the planes of `raw` under `encoding` into `out` (flat uint8, len(raw) bytes)."""
     body = raw if encoding == FULL else delta(encoding, raw, _need(base), width)
-    return to_planes(body, width).reshape(-1)
+    out.reshape(width, -1)[:] = body.reshape(-1, width).T
 
 
 def decode(header: ChunkHeader, payload: memoryview | bytes, base: np.ndarray | None, out: np.ndarray) -> None:

@@ -1,7 +1,7 @@
 """A tensor's manifest: dtype, shape, digest and how each chunk is stored.
 
-Manifests are objects (sorted, compact JSON), so an unchanged tensor's
-manifest is the same object in every version that holds it. Each chunk entry
+Manifests are sorted, compact JSON inside their tree's object (see `tree`),
+so an unchanged tensor has the same manifest in every version. Each chunk entry
 records both identities: `id`, the hash of the raw chunk (what the reader
 verifies), and `obj`, the object holding its encoding, plus what the planner
 needs without reading chunk objects: encoding, delta base, the full-copy root

@@ -10,6 +10,10 @@ zstd and large numpy operations release the GIL):
    read-amplification bound, then each changed chunk is encoded as the
    cheapest of full / xor / sub against the parent's chunk or its chain root.
 
+Chunk objects are written by a separate I/O pool (each write fsyncs, and
+fsyncs overlap well), and the tree object only after every chunk is durable,
+so a tree never names a missing chunk.
+
 Reading (`get_tree`, `get_tensor`) decodes each chunk along its delta chain
 into the output buffer and checks it against its SHA-256; each tensor's
 digest is then checked against its chunk ids. Any mismatch raises
@@ -56,7 +60,6 @@ class TensorInfo:
     encodings: dict[str, int]
     max_depth: int
     digest: str
-    manifest: str
 
 
 @dataclass(frozen=True)
@@ -132,11 +135,12 @@ class TensorStore:
         self.blobs = ChunkObjects(objects, cache_bytes)
         self._workers = workers or min(8, os.cpu_count() or 1)
         self._pool: ThreadPoolExecutor | None = None
+        self._io: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
         self._lock = threading.Lock()
         self._stats: Counter[str] = Counter()
         self._encodings: Counter[str] = Counter()
-        self._manifest_cache: OrderedDict[str, TensorManifest] = OrderedDict()
+        self._tree_cache: OrderedDict[str, Tree] = OrderedDict()
 
     # ---------------------------------------------------------------- writing
 
@@ -161,12 +165,11 @@ class TensorStore:
         changed = self._reuse(jobs, known)
         limit = chain_limit(
             policy,
-            (r for job in jobs for r in job.refs if r is not None),
-            ((len(raw_span), base) for _, _, raw_span, base in changed.values()),
+            [r for job in jobs for r in job.refs if r is not None],
+            [(len(raw_span), base) for _, _, raw_span, base in changed.values()],
         )
         self._encode_all(jobs, changed, limit, policy)
-        entries = {job.name: self._put_meta(self._manifest(job).to_bytes()) for job in jobs}
-        tree_id = self._put_meta(Tree.of(entries).to_bytes())
+        tree_id = self._put_meta(Tree.of({job.name: self._manifest(job) for job in jobs}).to_bytes())
         self._count(trees=1, tensors=len(jobs))
         return tree_id
 
@@ -208,16 +211,23 @@ class TensorStore:
     def _encode_all(self, jobs: list[_Job], changed: dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]], limit: int, policy: StoragePolicy) -> None:
         pool = self._executor()
         width = {job.name: plane_width(job.dtype) for job in jobs}
-        futures: dict[str, Future[ChunkRef]] = {
+        futures: dict[str, Future[tuple[ChunkRef, Future[None]]]] = {
             cid: pool.submit(self._encode_chunk, cid, raw, base, width[job.name], limit, policy)
             for cid, (job, _, raw, base) in changed.items()
         }
-        done = {cid: f.result() for cid, f in futures.items()}
+        done, writes = {}, []
+        for cid, f in futures.items():
+            done[cid], write = f.result()
+            writes.append(write)
+        for w in writes:
+            w.result()  # every chunk durable before the tree that names it is written
         for job in jobs:
             job.refs = [ref if ref is not None else done[cid] for ref, cid in zip(job.refs, job.ids)]
 
-    def _encode_chunk(self, cid: str, raw: np.ndarray, parent: ChunkRef | None, width: int, limit: int, policy: StoragePolicy) -> ChunkRef:
-        """Choose and write the cheapest encoding of one changed chunk."""
+    def _encode_chunk(
+        self, cid: str, raw: np.ndarray, parent: ChunkRef | None, width: int, limit: int, policy: StoragePolicy
+    ) -> tuple[ChunkRef, Future[None]]:
+        """Choose the cheapest encoding of one changed chunk; hand its write to the I/O pool."""
         n = len(raw)
         options: list[tuple[str, str | None, str | None, int]] = [(codecs.FULL, None, None, 0)]
         bases: dict[str, np.ndarray] = {}
@@ -230,8 +240,8 @@ class TensorStore:
                 bases[parent.root] = self._base_raw(parent.root, n)
                 options += [(e, parent.root, parent.root, 1) for e in deltas]
         exact = n <= policy.sample_bytes
-        sample = None if exact else _sample_spans(n, policy.sample_bytes, width)
-        encoded: dict[int, tuple[bytes, bytes]] = {}
+        sample = _sample_spans(n, policy.sample_bytes, width)
+        encoded: dict[int, tuple[np.ndarray, bytes]] = {}
         candidates = []
         for k, (enc, base, _, depth) in enumerate(options):
             base_raw = bases[base] if base else None
@@ -240,7 +250,7 @@ class TensorStore:
                 encoded[k] = (logical, compress(logical, policy.level))
                 estimate = float(len(encoded[k][1]))
             else:
-                estimate = _estimate(enc, raw, base_raw, width, sample or [], policy.level) * n
+                estimate = _estimate(enc, raw, base_raw, width, sample, policy.level) * n
             candidates.append(Candidate(enc, base, depth, estimate))
         best = choose(policy, candidates, n, limit)
         k = candidates.index(best)
@@ -251,13 +261,16 @@ class TensorStore:
             logical = _logical(enc, raw, bases[base] if base else None, width, cid, base)
             packed = compress(logical, policy.level)
         oid = hashlib.sha256(logical).hexdigest()
-        if self.blobs.put(oid, packed):
-            self._count(objects_written=1, bytes_written=len(packed), raw_bytes=n)
-        with self._lock:
-            self._encodings[enc] += 1
         if self.blobs.cache_bytes:
             self.blobs.remember(oid, np.array(raw, copy=True))  # the caller may change its array later
-        return ChunkRef(cid, oid, enc, base, root or oid, depth, len(packed), n)
+        with self._lock:
+            self._encodings[enc] += 1
+        write = self._io_executor().submit(self._write_chunk, oid, packed, n)
+        return ChunkRef(cid, oid, enc, base, root or oid, depth, len(packed), n), write
+
+    def _write_chunk(self, oid: str, packed: bytes, nbytes: int) -> None:
+        if self.blobs.put(oid, packed):
+            self._count(objects_written=1, bytes_written=len(packed), raw_bytes=nbytes)
 
     def _manifest(self, job: _Job) -> TensorManifest:
         refs = tuple(r for r in job.refs if r is not None)
@@ -274,8 +287,7 @@ class TensorStore:
 
     def manifests(self, tree_id: TreeId) -> dict[str, TensorManifest]:
         """Name -> manifest of every tensor in a tree. Raises `NotFoundError` for an unknown tree."""
-        tree = self._tree(tree_id)
-        return {name: self._read_manifest(mid) for name, mid in tree.entries}
+        return self._tree(tree_id).as_dict()
 
     def get_tree(self, tree_id: TreeId) -> dict[str, TensorLike]:
         """Every tensor of a tree, bit for bit as written (ndarray, or RawTensor for bfloat16/float8).
@@ -296,10 +308,10 @@ class TensorStore:
 
     def get_tensor(self, tree_id: TreeId, name: str) -> TensorLike:
         """One tensor of a tree, verified; `NotFoundError` if the tree has no tensor `name`."""
-        tree = self._tree(tree_id).as_dict()
+        tree = self.manifests(tree_id)
         if name not in tree:
             raise NotFoundError(f"Tree {tree_id} has no tensor named {name!r}.")
-        m = self._read_manifest(tree[name])
+        m = tree[name]
         buf = np.empty(m.nbytes, dtype=np.uint8)
         futures = [
             self._executor().submit(self._decode_ref, ref, buf[a : a + ref.nbytes], True, None)
@@ -311,16 +323,14 @@ class TensorStore:
 
     def tree_info(self, tree_id: TreeId) -> TreeInfo:
         """Names, dtypes, shapes, stored bytes, encodings and chain depths, from manifests alone."""
-        tree = self._tree(tree_id)
         infos: dict[str, TensorInfo] = {}
         distinct: dict[str, int] = {}
-        for name, mid in tree.entries:
-            m = self._read_manifest(mid)
+        for name, m in self._tree(tree_id).entries:
             distinct.update((c.obj, c.stored) for c in m.chunks)
             infos[name] = TensorInfo(
                 name, m.dtype, m.shape, m.nbytes, m.stored, len(m.chunks),
                 dict(Counter(c.encoding for c in m.chunks)),
-                max((c.depth for c in m.chunks), default=0), m.digest, mid,
+                max((c.depth for c in m.chunks), default=0), m.digest,
             )  # fmt: skip
         encodings: Counter[str] = Counter()
         for info in infos.values():
@@ -356,9 +366,10 @@ class TensorStore:
     def close(self) -> None:
         """Stop the worker threads and drop cached chunks."""
         with self._pool_lock:
-            if self._pool is not None:
-                self._pool.shutdown()
-                self._pool = None
+            for pool in (self._pool, self._io):
+                if pool is not None:
+                    pool.shutdown()
+            self._pool = self._io = None
         self.blobs.forget()
 
     def __enter__(self) -> TensorStore:
@@ -375,26 +386,29 @@ class TensorStore:
                 self._pool = ThreadPoolExecutor(self._workers, thread_name_prefix="mlkeep-tensors")
             return self._pool
 
+    def _io_executor(self) -> ThreadPoolExecutor:
+        with self._pool_lock:
+            if self._io is None:
+                self._io = ThreadPoolExecutor(16, thread_name_prefix="mlkeep-tensors-io")
+            return self._io
+
     def _count(self, **counts: int) -> None:
         with self._lock:
             self._stats.update(counts)
 
     def _tree(self, tree_id: TreeId) -> Tree:
-        try:
-            return Tree.from_bytes(self.objects.get_bytes(tree_id))
-        except NotFoundError:
-            raise NotFoundError(f"Tensor tree {tree_id} is not in the object store.") from None
-
-    def _read_manifest(self, mid: str) -> TensorManifest:
         with self._lock:
-            m = self._manifest_cache.get(mid)
-        if m is None:
-            m = TensorManifest.from_bytes(self.objects.get_bytes(mid))
+            tree = self._tree_cache.get(tree_id)
+        if tree is None:
+            try:
+                tree = Tree.from_bytes(self.objects.get_bytes(tree_id))
+            except NotFoundError:
+                raise NotFoundError(f"Tensor tree {tree_id} is not in the object store.") from None
             with self._lock:
-                self._manifest_cache[mid] = m
-                while len(self._manifest_cache) > 8192:
-                    self._manifest_cache.popitem(last=False)
-        return m
+                self._tree_cache[tree_id] = tree  # objects never change: a tree read once is the tree
+                while len(self._tree_cache) > 64:
+                    self._tree_cache.popitem(last=False)
+        return tree
 
     def _decode_ref(self, ref: ChunkRef, out: np.ndarray, use_cache: bool, touched: set[str] | None) -> None:
         """Decode the chunk `ref` names into `out` and check it against `ref.id`."""
@@ -421,12 +435,9 @@ class TensorStore:
         if header.base is not None:
             base = self.blobs.cached(header.base) if use_cache else None
             if base is None:
+                # Not verified on its own: a wrong base makes the final chunk miss its hash.
                 base = np.empty(header.nbytes, dtype=np.uint8)
-                base_id = self._decode(header.base, base, use_cache, touched, level + 1)
-                if chunk_id(base) != base_id:
-                    raise CorruptObjectError(f"Base object {header.base} does not decode to the chunk it promises.")
-                if use_cache:
-                    self.blobs.remember(header.base, base)
+                self._decode(header.base, base, use_cache, touched, level + 1)
         codecs.decode(header, memoryview(logical)[codecs.HEADER_SIZE :], base, out)
         return header.raw_id
 
@@ -475,10 +486,12 @@ def _finish(name: str, m: TensorManifest, buf: np.ndarray) -> TensorLike:
         raise CorruptObjectError(f"Tensor {name!r} has a manifest that does not fit its bytes: {exc}.") from exc
 
 
-def _logical(enc: str, raw: np.ndarray, base: np.ndarray | None, width: int, cid: str, base_oid: str | None) -> bytes:
-    """An encoded chunk object's content: header, then planes."""
-    header = codecs.ChunkHeader(enc, width, len(raw), cid, base_oid).pack()
-    return header + codecs.encode(enc, raw, base, width).tobytes()
+def _logical(enc: str, raw: np.ndarray, base: np.ndarray | None, width: int, cid: str, base_oid: str | None) -> np.ndarray:
+    """An encoded chunk object's content (header, then planes) in one buffer: no extra copies."""
+    out = np.empty(codecs.HEADER_SIZE + len(raw), dtype=np.uint8)
+    out[: codecs.HEADER_SIZE] = np.frombuffer(codecs.ChunkHeader(enc, width, len(raw), cid, base_oid).pack(), np.uint8)
+    codecs.encode_into(enc, raw, base, width, out[codecs.HEADER_SIZE :])
+    return out
 
 
 def _sample_spans(n: int, sample_bytes: int, width: int) -> list[tuple[int, int]]:

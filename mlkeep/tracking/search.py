@@ -1,4 +1,4 @@
-"""Run search: a small filter language compiled to one SQL query.
+r"""Run search: a small filter language compiled to one SQL query.
 
     metrics.acc > 0.9 and (params.model = 'rf' or params.model = 'svm') ORDER BY metrics.acc DESC LIMIT 10
 
@@ -11,7 +11,8 @@ two-valued: a run lacking a key matches no comparison on it (as in MLflow),
 runs `e` does not. A NaN metric is stored as NULL: it matches no comparison
 (not even `!=`) but counts as present for `IS NULL`. Params and tags are text;
 compared with a number literal they compare as numbers, and values that are
-not numbers then never match.
+not numbers then never match. LIKE is case-sensitive on every database (GLOB
+on SQLite), ILIKE is not; `\_` and `\%` match a literal _ or %.
 
 Only the page of ids comes back from the database; `get_runs` loads those runs.
 """
@@ -324,8 +325,8 @@ class _ToAst(Transformer[Token, Any]):
         name = _unquote(rest) if rest[0] in "`\"" else rest
         if kind == "attribute":
             if name.lower() not in ATTRIBUTES:
-                raise self.fail(tok,
-                                f"Unknown attribute {name!r}; attributes are {', '.join(ATTRIBUTES)}", len(prefix) + 1)
+                known = ", ".join(ATTRIBUTES)
+                raise self.fail(tok, f"Unknown attribute {name!r}; attributes are {known}", len(prefix) + 1)
             name = ATTRIBUTES[name.lower()]
         return Key(kind, name, tok.start_pos or 0)
 

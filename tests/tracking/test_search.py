@@ -197,8 +197,8 @@ CASES: list[tuple[str, Pred]] = [
     ("params.model LIKE '%Classifier'", lambda r: r.params.get("model", "").endswith("Classifier")),
     ("params.model like '%classifier'", lambda r: False),
     ("params.model ILIKE '%classifier'", lambda r: r.params.get("model", "").lower().endswith("classifier")),
-    ("params.model NOT LIKE '%Classifier'", lambda r: "model" in r.params and not r.params["model"].endswith("Classifier")),
-    ("params.model not ilike '%CLASSIFIER'", lambda r: "model" in r.params and not r.params["model"].endswith("Classifier")),
+    ("params.model NOT LIKE '%Classifier'", lambda r: not r.params.get("model", "Classifier").endswith("Classifier")),
+    ("params.model not ilike '%CLASSIFIER'", lambda r: not r.params.get("model", "Classifier").endswith("Classifier")),
     ("params.model like 'model_1'", lambda r: r.params.get("model") in ("model_1",)),
     ("params.model like 'mlp_ne_'", lambda r: r.params.get("model") == "mlp_net"),
     ("params.model like 'mlp\\_%'", lambda r: r.params.get("model") == "mlp_net"),
@@ -226,7 +226,8 @@ CASES: list[tuple[str, Pred]] = [
     ("not end_time > 0", lambda r: r.end_time is None),
     ("creator is not null", lambda r: r.creator is not None),
     # keywords and prefixes in any case
-    ("METRICS.acc > 0.9 AnD Params.model = 'SVC'", lambda r: (metric("acc")(r) or 0) > 0.9 and r.params.get("model") == "SVC"),
+    ("METRICS.acc > 0.9 AnD Params.model = 'SVC'",
+     lambda r: (metric("acc")(r) or 0) > 0.9 and r.params.get("model") == "SVC"),
     ("metric.acc > 0.9 and param.model = 'SVC' and tag.team = 'vision'",
      lambda r: (metric("acc")(r) or 0) > 0.9 and r.params.get("model") == "SVC" and r.tags.get("team") == "vision"),
 ]
@@ -248,7 +249,8 @@ def test_ids_and_experiment_ids(store: Store, all_runs: list[Run]) -> None:
     run = next(r for r in all_runs if r.name == "diverged")
     assert names(store, f"attributes.run_id = '{run.id}'") == ["diverged"]
     assert names(store, f"id = '{run.id}'") == ["diverged"]
-    assert set(names(store, f"experiment_id = '{run.experiment_id}'")) == matching(all_runs, lambda r: r.experiment == "iris")
+    iris = matching(all_runs, lambda r: r.experiment == "iris")
+    assert set(names(store, f"experiment_id = '{run.experiment_id}'")) == iris
 
 
 def test_start_time_compares_as_a_number(store: Store, all_runs: list[Run]) -> None:
@@ -327,7 +329,8 @@ def test_order_by_several_keys_and_attributes(store: Store, all_runs: list[Run])
     assert key == sorted(key)
     by_name = names(store, order_by="name DESC")
     assert by_name == sorted((r.name for r in all_runs), reverse=True)
-    assert names(store, order_by="metrics.acc desc, params.model") == names(store, order_by=["metrics.acc desc", "params.model"])
+    two_keys = names(store, order_by=["metrics.acc desc", "params.model"])
+    assert names(store, order_by="metrics.acc desc, params.model") == two_keys
 
 
 def test_order_and_limit_in_the_filter(store: Store) -> None:
@@ -363,7 +366,11 @@ def test_experiments_restrict_by_name_or_id(store: Store, all_runs: list[Run]) -
 def test_one_query_selects_the_page_and_only_the_page_is_loaded(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
     loaded: list[list[str]] = []
     real = search.get_runs
-    monkeypatch.setattr(search, "get_runs", lambda db, ids: loaded.append(list(ids)) or real(db, ids))
+    def spy(db: Any, ids: list[str]) -> list[Run]:
+        loaded.append(list(ids))
+        return real(db, ids)
+
+    monkeypatch.setattr(search, "get_runs", spy)
     statements: list[str] = []
 
     def record(*args: Any) -> None:
@@ -380,7 +387,8 @@ def test_one_query_selects_the_page_and_only_the_page_is_loaded(store: Store, mo
 
 # -- syntax errors ---------------------------------------------------------------------------
 ERRORS = [
-    ("metrics.acc 0.9", 12, "expected a comparison operator such as =, !=, <, >=, IN, LIKE, IS NULL after 'metrics.acc'"),
+    ("metrics.acc 0.9", 12,
+     "expected a comparison operator such as =, !=, <, >=, IN, LIKE, IS NULL after 'metrics.acc', but found '0.9'"),
     ("metrics.acc >", 13, "expected a value (a number or a quoted string) after '>', but the filter ends"),
     ("metrics.acc > 0.9 and", 21, "expected a key"),
     ("(metrics.acc > 0.9", 18, "')'"),
@@ -431,7 +439,8 @@ def test_search_raises_syntax_errors_and_bad_order_by(store: Store) -> None:
 
 # -- the AST ------------------------------------------------------------------------------------
 def test_parse_filter_gives_a_small_ast_for_mlflow_syntax() -> None:
-    q = parse_filter('metrics.acc > 0.9 AND params.model = "rf" and attributes.run_name = \'x\' ORDER BY metrics.acc DESC LIMIT 5')
+    q = parse_filter("""metrics.acc > 0.9 AND params.model = "rf" and attributes.run_name = 'x'
+                        ORDER BY metrics.acc DESC LIMIT 5""")
     assert q == Query(
         And((Compare(Key("metric", "acc"), ">", 0.9), Compare(Key("param", "model"), "=", "rf"),
              Compare(Key("attribute", "name"), "=", "x"))),
@@ -474,13 +483,15 @@ def _combine(kind: str, parts: list[tuple[str, Pred]]) -> tuple[str, Pred]:
 
 def _thresholds(all_runs: list[Run]) -> list[float]:
     """Exact stored values (to probe = and the edges of < and <=) plus a few round ones."""
-    return sorted({m.value for r in all_runs for m in r.metrics.values() if not math.isnan(m.value)} | {0.0, 0.5, 0.9, 1.0})
+    stored = {m.value for r in all_runs for m in r.metrics.values() if not math.isnan(m.value)}
+    return sorted(stored | {0.0, 0.5, 0.9, 1.0})
 
 
 @settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(data=st.data())
 def test_sql_and_python_agree_on_random_filters(store: Store, all_runs: list[Run], data: st.DataObject) -> None:
-    leaf = st.builds(_comparison, st.sampled_from(METRIC_KEYS), st.sampled_from(sorted(OPS)), st.sampled_from(_thresholds(all_runs)))
+    thresholds = st.sampled_from(_thresholds(all_runs))
+    leaf = st.builds(_comparison, st.sampled_from(METRIC_KEYS), st.sampled_from(sorted(OPS)), thresholds)
     tree = st.recursive(
         leaf,
         lambda inner: st.one_of(
