@@ -30,6 +30,7 @@ from mlkeep.tracking.entities import (
 from mlkeep.tracking.experiments import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
+    from mlkeep.fsck import FsckReport
     from mlkeep.tensors import TensorStore
     from mlkeep.versioning import Repository
 
@@ -184,6 +185,13 @@ class Store:
         from mlkeep.versioning.repository import list_repositories
 
         return list_repositories(self.db)
+
+    # -- maintenance ----------------------------------------------------------------------
+    def fsck(self, *, repair: bool = False) -> FsckReport:
+        """Check database integrity, every object's hash, references and commits; see `mlkeep.fsck`."""
+        from mlkeep.fsck import fsck
+
+        return fsck(self, repair=repair)
 
     # -- lineage, export ----------------------------------------------------------------
     def lineage(self, entity_id: str, direction: str = "up", depth: int | None = None) -> lineage.LineageGraph:

@@ -102,6 +102,35 @@ def experiments(ctx: typer.Context, json_: Annotated[bool, typer.Option("--json"
     _common.console().print(table)
 
 
+@app.command("fsck")
+def fsck(
+    ctx: typer.Context,
+    repair: Annotated[bool, typer.Option("--repair", help="Delete temporary files left by killed writers.")] = False,
+    json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """Check the store: database integrity, every object's hash, references, and every commit's weights."""
+    report = _common.open_store(ctx).fsck(repair=repair)
+    if json_:
+        _common.print_json(report.to_dict())
+    else:
+        con = _common.console()
+        con.print(f"{report.objects_checked} objects checked")
+        for line in report.database:
+            con.print(f"[red]database: {line}[/]")
+        for oid in report.corrupt:
+            con.print(f"[red]corrupt object {oid}[/]")
+        for m in report.missing:
+            con.print(f"[red]missing object {m['object']} of {m['kind']} {m['id']}[/]")
+        for c in report.broken_commits:
+            con.print(f"[red]commit {c['commit']} of {c['repository']}: {c['error']}[/]")
+        if report.temporary_files:
+            verb = "removed" if repair else "left by killed writers (harmless; --repair removes them)"
+            con.print(f"{len(report.temporary_files)} temporary files {verb}")
+        con.print("[green]ok[/]" if report.ok else "[red]problems found[/]")
+    if not report.ok:
+        raise typer.Exit(1)
+
+
 def _register() -> None:
     # The domain modules add their commands to `app`; imported here, after `app` exists.
     from mlkeep.cli import artifacts, entities, exchange, lineage, repo, runs
