@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,11 +33,32 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         _cluster.stop()
 
 
-@pytest.fixture
-def store() -> Iterator[Store]:
-    s = mlkeep.open("memory://")
-    yield s
-    s.close()
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """A private store: in-memory SQLite, and the same tests again on PostgreSQL (one contract)."""
+    if request.param == "sqlite":
+        with mlkeep.open("memory://") as s:
+            yield s
+        return
+    server, template = request.getfixturevalue("postgres_template")
+    from postgres_server import fresh_database
+
+    with fresh_database(server, template) as url, mlkeep.open(url, objects=f"memory://{uuid.uuid4().hex}") as s:
+        yield s
+
+
+@pytest.fixture(scope="session")
+def postgres_template() -> Iterator[tuple[str, str]]:
+    """(server URL, name of a database migrated to head) to copy test databases from."""
+    server = os.environ.get("MLKEEP_TEST_POSTGRES")
+    if not server:
+        pytest.skip("no PostgreSQL: install PostgreSQL 15 or set MLKEEP_TEST_POSTGRES")
+    from postgres_server import fresh_database
+    from sqlalchemy.engine import make_url
+
+    with fresh_database(server) as url:
+        mlkeep.open(url, objects="memory://template").close()
+        yield server, str(make_url(url).database)
 
 
 @pytest.fixture

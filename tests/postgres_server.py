@@ -13,6 +13,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 BIN = Path(os.environ.get("MLKEEP_PG_BIN", "/usr/lib/postgresql/15/bin"))
@@ -57,3 +60,26 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+@contextmanager
+def fresh_database(server_url: str, template: str | None = None) -> Iterator[str]:
+    """A new database on the server (dropped afterwards), so tests never see each other's rows.
+
+    With `template`, the database is a copy of that one (e.g. one already migrated), which
+    is much faster than migrating every test's database.
+    """
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url).set(drivername="postgresql+psycopg")
+    name = f"mlkeep_test_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}" + (f" TEMPLATE {template}" if template else ""))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()

@@ -12,11 +12,11 @@ import os
 import uuid
 import warnings
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
+from postgres_server import fresh_database
 from hypothesis import strategies as st
 from sqlalchemy import event
 
@@ -80,25 +80,6 @@ def _train(store: Store) -> None:
     store.start_run("scratch", name="still-running").set_tag("team", "vision")
 
 
-@contextmanager
-def _fresh_postgres_database(server_url: str) -> Iterator[str]:
-    """A new, empty database on the server (dropped afterwards), so runs of other sessions never show."""
-    from sqlalchemy import create_engine
-    from sqlalchemy.engine import make_url
-
-    url = make_url(server_url).set(drivername="postgresql+psycopg")
-    name = f"mlkeep_test_{uuid.uuid4().hex[:12]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    try:
-        yield url.set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
-        admin.dispose()
-
-
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     """The same runs in SQLite, and in PostgreSQL when MLKEEP_TEST_POSTGRES names a server."""
@@ -110,7 +91,7 @@ def store(request: pytest.FixtureRequest) -> Iterator[Store]:
     server = os.environ.get("MLKEEP_TEST_POSTGRES")
     if not server:
         pytest.skip("set MLKEEP_TEST_POSTGRES=postgresql://user@host:port/db to search PostgreSQL too")
-    with _fresh_postgres_database(server) as url, mlkeep.open(url, objects=f"memory://{uuid.uuid4().hex}") as s:
+    with fresh_database(server) as url, mlkeep.open(url, objects=f"memory://{uuid.uuid4().hex}") as s:
         _train(s)
         yield s
 

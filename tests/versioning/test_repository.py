@@ -132,6 +132,7 @@ def test_merge_strategies(store: Store) -> None:
 
 def test_sklearn_pipeline_round_trip(store: Store) -> None:
     X, y = load_digits(return_X_y=True)
+    X, y = X[:400], y[:400]
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=300)).fit(X, y)
     repo = store.repo("sk")
     c = repo.commit(pipe, "fit")
@@ -170,6 +171,7 @@ def test_corrupt_weights_raise_never_return(folder_store: Store) -> None:
 
 def test_run_and_dataset_lineage_reach_commits(store: Store) -> None:
     X, y = load_digits(return_X_y=True)
+    X, y = X[:300], y[:300]
     with store.start_run("digits") as run:
         ds = run.log_dataset(X, name="digits", targets=y)
         c = store.repo("lin").commit(LogisticRegression(max_iter=100).fit(X, y), "fit", run=run, datasets=[ds])
