@@ -78,8 +78,16 @@ def list_datasets(db: Database, name: str | None = None) -> list[Dataset]:
 
 
 def load_dataset(db: Database, objects: ObjectStore, dataset_id: str) -> Any:
-    """The stored content: an array (or `(X, y)`), a DataFrame, or a file's bytes."""
+    """The stored content: an array (or `(X, y)`), a DataFrame, or a file's bytes.
+
+    Raises NotFoundError for an unknown id, and for a dataset imported as
+    metadata only (its document names no content object).
+    """
     doc = dataset_document(db, dataset_id)
+    if not doc.get("object"):
+        raise NotFoundError(
+            f"Dataset {dataset_id} has no stored content: it was imported as metadata and its content was not imported."
+        )
     raw = objects.get_bytes(doc["object"])
     fmt = doc.get("format")
     if fmt == "npz":
@@ -104,7 +112,10 @@ def dataset_document(db: Database, dataset_id: str) -> dict[str, Any]:
 
 
 def insert_dataset(conn: Connection, dataset: Dataset, document: dict[str, Any]) -> None:
-    """Insert a Dataset row (import uses this to keep ids); the fingerprint must be new."""
+    """Insert a Dataset row and its derived_from link in the caller's transaction, keeping its id.
+
+    Import uses this; the fingerprint must be new (the unique index raises otherwise).
+    """
     conn.execute(
         datasets.insert(),
         [

@@ -63,8 +63,11 @@ class LineageGraph(Entity):
         return [(l.src, l.relation) for l in self.links if l.dst == node_id]
 
 
-def add_links(conn: Connection, edges: Iterable[tuple[str, str, str, str, str]]) -> None:
-    """Record edges (src_id, src_kind, dst_id, dst_kind, relation) in the caller's transaction."""
+def add_links(conn: Connection, edges: Iterable[tuple[str | None, str, str | None, str, str]]) -> None:
+    """Record edges (src_id, src_kind, dst_id, dst_kind, relation) in the caller's transaction.
+
+    An edge with either end None (an optional link the entity does not have) is skipped.
+    """
     rows = [
         {"src_id": s, "src_kind": sk, "dst_id": d, "dst_kind": dk, "relation": r}
         for s, sk, d, dk, r in edges

@@ -13,9 +13,10 @@ from __future__ import annotations
 import io
 import json
 import pickle
+from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.ids import new_id
@@ -47,34 +48,39 @@ def log_model(
     oid = objects.put_bytes(payload)
     entity = describe_model.describe(model, model_id=model_id, name=name, flavor=flavor, object_id=oid,
                                      run_id=run_id, dataset=dataset)
-    insert_model(db, entity)
+    with db.begin() as conn:
+        insert_model(conn, entity)
+        # the run that trained on a dataset used it, even if it never logged it itself
+        add_links(conn, [(entity.trained_on_dataset_id, "dataset", entity.run_id, "run", "input")])
     return entity
 
 
-def insert_model(db: Database, model: Model) -> None:
-    """Insert a Model row and its lineage links in one transaction (import keeps ids)."""
+def insert_model(conn: Connection, model: Model, extra: Mapping[str, Any] | None = None) -> None:
+    """Insert a Model row and its produced / trained_on links in the caller's transaction, keeping its id.
+
+    `extra` adds keys to the stored document (import keeps there the schema
+    fields mlkeep does not model, so they are exported again).
+    """
     document = {k: v for k, v in model.to_dict().items() if k not in _COLUMNS}
-    with db.begin() as conn:
-        conn.execute(
-            models.insert(),
-            [
-                {
-                    "id": model.id, "name": model.name, "run_id": model.run_id,
-                    "trained_on_dataset_id": model.trained_on_dataset_id,
-                    "learning_algorithm": model.learning_algorithm, "creation_time": model.creation_time,
-                    "object": model.object, "document": json.dumps(document, sort_keys=True, default=str),
-                }
-            ],
-        )
-        add_links(
-            conn,
-            [
-                (model.run_id, "run", model.id, "model", "produced"),
-                (model.trained_on_dataset_id, "dataset", model.id, "model", "trained_on"),
-                # the run that trained on a dataset used it, even if it never logged it itself
-                (model.trained_on_dataset_id, "dataset", model.run_id, "run", "input"),
-            ],
-        )
+    conn.execute(
+        models.insert(),
+        [
+            {
+                "id": model.id, "name": model.name, "run_id": model.run_id,
+                "trained_on_dataset_id": model.trained_on_dataset_id,
+                "learning_algorithm": model.learning_algorithm, "creation_time": model.creation_time,
+                "object": model.object,
+                "document": json.dumps({**document, **(extra or {})}, sort_keys=True, default=str),
+            }
+        ],
+    )
+    add_links(
+        conn,
+        [
+            (model.run_id, "run", model.id, "model", "produced"),
+            (model.trained_on_dataset_id, "dataset", model.id, "model", "trained_on"),
+        ],
+    )
 
 
 def get_model(db: Database, model_id: str) -> Model:

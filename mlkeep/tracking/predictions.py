@@ -9,7 +9,7 @@ import numbers
 from collections.abc import Mapping
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Connection, select
 
 from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.ids import new_id, now_ms
@@ -48,23 +48,28 @@ def log_predictions(
         object=objects.put_bytes(buf.getvalue()), num_rows=len(frame),
         columns=[{"name": c, "typing": typing_of(frame[c].dtype)} for c in frame.columns],
     )
-    insert_prediction(db, prediction)
+    with db.begin() as conn:
+        insert_prediction(conn, prediction)
     return prediction
 
 
-def insert_prediction(db: Database, p: Prediction) -> None:
-    document = {"num_rows": p.num_rows, "columns": p.columns}
-    with db.begin() as conn:
-        conn.execute(
-            predictions.insert(),
-            [{"id": p.id, "name": p.name, "run_id": p.run_id, "model_id": p.model_id, "dataset_id": p.dataset_id,
-              "creation_time": p.creation_time, "object": p.object, "document": json.dumps(document, sort_keys=True)}],
-        )
-        add_links(conn, [
-            (p.model_id, "model", p.id, "prediction", "computed_by"),
-            (p.dataset_id, "dataset", p.id, "prediction", "computed_on"),
-            (p.run_id, "run", p.id, "prediction", "produced"),
-        ])
+def insert_prediction(conn: Connection, p: Prediction, extra: Mapping[str, Any] | None = None) -> None:
+    """Insert a Prediction row and its lineage links in the caller's transaction, keeping its id.
+
+    `extra` adds keys to the stored document (import keeps there the schema
+    fields mlkeep does not model, so they are exported again).
+    """
+    document = {"num_rows": p.num_rows, "columns": p.columns, **(extra or {})}
+    conn.execute(
+        predictions.insert(),
+        [{"id": p.id, "name": p.name, "run_id": p.run_id, "model_id": p.model_id, "dataset_id": p.dataset_id,
+          "creation_time": p.creation_time, "object": p.object, "document": json.dumps(document, sort_keys=True)}],
+    )
+    add_links(conn, [
+        (p.model_id, "model", p.id, "prediction", "computed_by"),
+        (p.dataset_id, "dataset", p.id, "prediction", "computed_on"),
+        (p.run_id, "run", p.id, "prediction", "produced"),
+    ])
 
 
 def log_evaluation(
@@ -93,25 +98,30 @@ def log_evaluation(
         prediction_id=prediction_id, scores=checked, confusion_matrix=matrix,
         class_labels=[str(c) for c in class_labels] if class_labels is not None else None,
     )
-    insert_evaluation(db, evaluation)
+    with db.begin() as conn:
+        insert_evaluation(conn, evaluation)
     return evaluation
 
 
-def insert_evaluation(db: Database, e: Evaluation) -> None:
-    document = {"scores": e.scores, "confusion_matrix": e.confusion_matrix, "class_labels": e.class_labels}
-    with db.begin() as conn:
-        conn.execute(
-            evaluations.insert(),
-            [{"id": e.id, "name": e.name, "run_id": e.run_id, "model_id": e.model_id, "dataset_id": e.dataset_id,
-              "prediction_id": e.prediction_id, "creation_time": e.creation_time,
-              "document": json.dumps(document, sort_keys=True)}],
-        )
-        add_links(conn, [
-            (e.model_id, "model", e.id, "evaluation", "computed_by"),
-            (e.dataset_id, "dataset", e.id, "evaluation", "computed_on"),
-            (e.prediction_id, "prediction", e.id, "evaluation", "evaluates"),
-            (e.run_id, "run", e.id, "evaluation", "produced"),
-        ])
+def insert_evaluation(conn: Connection, e: Evaluation, extra: Mapping[str, Any] | None = None) -> None:
+    """Insert an Evaluation row and its lineage links in the caller's transaction, keeping its id.
+
+    `extra` adds keys to the stored document, as for `insert_prediction`.
+    """
+    document = {"scores": e.scores, "confusion_matrix": e.confusion_matrix, "class_labels": e.class_labels,
+                **(extra or {})}
+    conn.execute(
+        evaluations.insert(),
+        [{"id": e.id, "name": e.name, "run_id": e.run_id, "model_id": e.model_id, "dataset_id": e.dataset_id,
+          "prediction_id": e.prediction_id, "creation_time": e.creation_time,
+          "document": json.dumps(document, sort_keys=True)}],
+    )
+    add_links(conn, [
+        (e.model_id, "model", e.id, "evaluation", "computed_by"),
+        (e.dataset_id, "dataset", e.id, "evaluation", "computed_on"),
+        (e.prediction_id, "prediction", e.id, "evaluation", "evaluates"),
+        (e.run_id, "run", e.id, "evaluation", "produced"),
+    ])
 
 
 def get_prediction(db: Database, prediction_id: str) -> Prediction:

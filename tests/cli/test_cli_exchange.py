@@ -42,3 +42,13 @@ def test_export_rejects_other_formats(cli, tmp_path: Path) -> None:  # type: ign
 def test_import_from_a_missing_folder_fails(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
     result = cli("import", str(tmp_path / "nothing-here"))
     assert result.exit_code == 1 and result.stderr.startswith("error: ")
+
+
+def test_schema_option_is_passed_to_export_and_import(cli, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    missing = tmp_path / "no-schema.json"
+    out = tmp_path / "docs"
+    for args in (("export", "--schema", str(missing), str(out)), ("import", "--schema", str(missing), str(tmp_path))):
+        result = cli(*args)
+        assert result.exit_code == 1
+        assert result.stderr.startswith("error: ") and "no-schema.json" in result.stderr
+    assert not out.exists()

@@ -23,8 +23,9 @@ from sklearn.tree import DecisionTreeClassifier
 import mlkeep
 from mlkeep.errors import ConflictError, NotFoundError, SchemaValidationError
 from mlkeep.store import Store
-from mlkeep.tracking import schema_export
-from mlkeep.tracking.schema_export import FOLDERS, SchemaChecker, export_documents, import_documents
+from mlkeep.tracking import schema as schema_export
+from mlkeep.tracking.schema import FOLDERS, SchemaChecker, export_documents, import_documents
+from mlkeep.tracking.schema import export as export_module
 
 SCHEMA_PATH = Path(__file__).resolve().parents[2].parent / "shared" / "ml-experiments-schema" / "schema.json"
 needs_schema = pytest.mark.skipif(
@@ -334,12 +335,12 @@ def test_export_refuses_an_invalid_store_before_writing(
 ) -> None:
     if not SCHEMA_PATH.is_file():
         pytest.skip(f"the ml-experiments-schema is not at {SCHEMA_PATH}")
-    real = schema_export._model_body
+    real = export_module._model_body
 
     def broken(model: Any, extra: Any) -> dict[str, Any]:
         return {**real(model, extra), "creationTime": -1}
 
-    monkeypatch.setattr(schema_export, "_model_body", broken)
+    monkeypatch.setattr(export_module, "_model_body", broken)
     monkeypatch.setenv(schema_export.SCHEMA_ENV, str(SCHEMA_PATH))
     with pytest.raises(SchemaValidationError, match=r"models/\w+\.json: /creationTime"):
         tracked.export(tmp_path / "out")
