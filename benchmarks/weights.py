@@ -252,6 +252,25 @@ def run_scenario(scenario: str, versions: list[dict[str, torch.Tensor]], runs: i
     }
 
 
+def print_table(results: dict[str, dict[str, Any]], header: bool = True) -> None:
+    """Print the table of ours vs torch, one block per scenario."""
+    if header:
+        print(f"{'scenario':<9} {'measure':<34} {'mlkeep':>12} {'torch':>12} {'ratio':>7} {'goal':>7}  ok")
+    for scenario, r in results.items():
+        goal_bytes, goal_save = GOALS[scenario]
+        rows = [
+            ("bytes, 10 versions (MB)", r["store_bytes"] / 1e6, r["torch_bytes"] / 1e6, r["bytes_ratio"], goal_bytes),
+            ("save s/version, v1-v9 median", r["ours_save_s"], r["torch_save_s"], r["save_ratio"], goal_save),
+            ("save s, v0 (first, all full)", r["ours_v0_s"], r["torch_save_s"], r["ours_v0_s"] / r["torch_save_s"], None),
+            (f"checkout s, v{r['deepest_version']} (depth {r['deepest_depth']})", r["checkout_s"], r["torch_load_s"], r["checkout_ratio"], CHECKOUT_GOAL),
+        ]
+        for label, ours, anchor, ratio, goal in rows:
+            ok = "" if goal is None else ("yes" if ratio <= goal else "NO")
+            goal_s = "" if goal is None else f"{goal:.2f}x"
+            print(f"{scenario:<9} {label:<34} {ours:>12.3f} {anchor:>12.3f} {ratio:>6.3f}x {goal_s:>7}  {ok}")
+        print(f"{scenario:<9} {'bit-exact checkout of all versions':<34} {str(r['exact']):>12}")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=3, help="fresh stores per scenario (medians over runs)")
@@ -275,22 +294,9 @@ def main(argv: list[str] | None = None) -> int:
             results[scenario] = run_scenario(scenario, versions, args.runs, Path(tmp))
             print(f"  {scenario}: versions made in {made:.1f}s; encodings of v1-v9 chunks: {results[scenario]['encodings']}")
             del versions
+            print_table({scenario: results[scenario]}, header=scenario == scenarios[0])
+            print(flush=True)
 
-    print()
-    print(f"{'scenario':<9} {'measure':<34} {'mlkeep':>12} {'torch':>12} {'ratio':>7} {'goal':>7}  ok")
-    for scenario, r in results.items():
-        goal_bytes, goal_save = GOALS[scenario]
-        rows = [
-            ("bytes, 10 versions (MB)", r["store_bytes"] / 1e6, r["torch_bytes"] / 1e6, r["bytes_ratio"], goal_bytes),
-            ("save s/version, v1-v9 median", r["ours_save_s"], r["torch_save_s"], r["save_ratio"], goal_save),
-            ("save s, v0 (first, all full)", r["ours_v0_s"], r["torch_save_s"], r["ours_v0_s"] / r["torch_save_s"], None),
-            (f"checkout s, v{r['deepest_version']} (depth {r['deepest_depth']})", r["checkout_s"], r["torch_load_s"], r["checkout_ratio"], CHECKOUT_GOAL),
-        ]
-        for label, ours, anchor, ratio, goal in rows:
-            ok = "" if goal is None else ("yes" if ratio <= goal else "NO")
-            goal_s = "" if goal is None else f"{goal:.2f}x"
-            print(f"{scenario:<9} {label:<34} {ours:>12.3f} {anchor:>12.3f} {ratio:>6.3f}x {goal_s:>7}  {ok}")
-        print(f"{scenario:<9} {'bit-exact checkout of all versions':<34} {str(r['exact']):>12}")
     return 0 if all(r["exact"] for r in results.values()) else 1
 
 

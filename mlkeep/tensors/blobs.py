@@ -37,7 +37,7 @@ def _zstd() -> Any:
     return zstandard
 
 
-def compress(data: bytes | memoryview, level: int) -> bytes:
+def compress(data: bytes | memoryview | np.ndarray, level: int) -> bytes:
     """zstd frame of `data` (with its content size), one compressor per thread and level."""
     cache = getattr(_local, "compressors", None)
     if cache is None:

@@ -83,10 +83,10 @@ class StoragePolicy:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One way to store a chunk: an encoding, its base (None for full), chain depth, estimated bytes."""
+    """One way to store a chunk: an encoding, its base object (None for full), chain depth, estimated bytes."""
 
     encoding: str
-    base: ChunkRef | None
+    base: str | None
     depth: int
     estimate: float
 

@@ -186,9 +186,21 @@ class TensorStore:
 
     def _hash_all(self, jobs: list[_Job]) -> None:
         pool = self._executor()
-        futures = [[pool.submit(chunk_id, job.data[a:b]) for a, b in job.spans] for job in jobs]
+        futures = [
+            [pool.submit(self._identify, job.data[a:b], parent) for (a, b), parent in zip(job.spans, job.parents)]
+            for job in jobs
+        ]
         for job, fs in zip(jobs, futures):
             job.ids = [f.result() for f in fs]
+
+    def _identify(self, data: np.ndarray, parent: ChunkRef | None) -> str:
+        """A chunk's id. When the parent's chunk is cached, comparing bytes (about ten times
+        faster than SHA-256) settles the common case of an unchanged chunk."""
+        if parent is not None:
+            cached = self.blobs.cached(parent.obj)
+            if cached is not None and _equal(cached, data):
+                return parent.id  # cached bytes are verified: they are the chunk `parent.id` names
+        return chunk_id(data)
 
     def _reuse(self, jobs: list[_Job], known: dict[str, ChunkRef]) -> dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]]:
         """Fill in reused chunks; return the distinct changed ones by id (first occurrence wins)."""
@@ -260,7 +272,7 @@ class TensorStore:
         else:
             logical = _logical(enc, raw, bases[base] if base else None, width, cid, base)
             packed = compress(logical, policy.level)
-        oid = hashlib.sha256(logical).hexdigest()
+        oid = hashlib.sha256(logical.data).hexdigest()
         if self.blobs.cache_bytes:
             self.blobs.remember(oid, np.array(raw, copy=True))  # the caller may change its array later
         with self._lock:
@@ -453,6 +465,14 @@ class TensorStore:
         if len(raw) != nbytes:
             raise CorruptObjectError(f"Base object {oid} holds {len(raw)} bytes, expected {nbytes}.")
         return raw
+
+
+def _equal(a: np.ndarray, b: np.ndarray) -> bool:
+    if len(a) != len(b):
+        return False
+    if len(a) % 8 == 0:
+        return bool((a.view(np.uint64) == b.view(np.uint64)).all())
+    return bool(np.array_equal(a, b))
 
 
 def _checked(tensors: Mapping[str, TensorLike]) -> list[tuple[str, TensorLike]]:
