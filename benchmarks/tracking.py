@@ -282,8 +282,7 @@ def fresh(code: str, reps: int) -> list[float]:
     """Median of each number `code` prints, over `reps` fresh interpreters."""
     outs = []
     for _ in range(reps):
-        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
-                             env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"})
+        out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
         outs.append([float(x) for x in out.stdout.split()])
     return [statistics.median(col) for col in zip(*outs)]
 
@@ -354,8 +353,10 @@ def main() -> None:
     say(f"    MLflow: {SEARCH_RUNS:,} runs written into its tables in {seconds:.1f} s")
     ours.search()
     theirs.search()  # first queries warm caches on both sides
-    found_a, found_b = [], []
-    times_a, times_b = [], []
+    found_a: list[str] = []
+    found_b: list[str] = []
+    times_a: list[float] = []
+    times_b: list[float] = []
     for _ in range(sizes.search_reps):
         found_a, s = ours.search()
         times_a.append(s * 1000)

@@ -34,12 +34,20 @@ _default: Store | None = None
 _default_lock = threading.Lock()
 
 
-def open(uri: str | os.PathLike[str] | None = None, *, objects: str | None = None) -> Store:  # noqa: A001
+def open(  # noqa: A001
+    uri: str | os.PathLike[str] | None = None, *, objects: str | None = None, token: str | None = None
+) -> Store:
     """Open a store: `uri`, else `MLKEEP_URI`, else the nearest `.mlkeep/` above the working directory.
 
-    `uri` may be a folder, `memory://`, or a database URL with `objects=` an fsspec URL.
+    `uri` may be a folder, `memory://`, a database URL with `objects=` an fsspec URL, or the
+    `http(s)://` address of an `mlkeep server` (then a `RemoteStore`, with `token=` if it needs one).
     Raises `StoreNotFoundError` when there is none.
     """
+    target = os.fspath(uri) if uri is not None else os.environ.get("MLKEEP_URI", "")
+    if target.startswith(("http://", "https://")):
+        from mlkeep.client import RemoteStore
+
+        return RemoteStore(target, token=token or os.environ.get("MLKEEP_TOKEN"))  # type: ignore[return-value]
     from mlkeep.store import open_store
 
     return open_store(uri, objects=objects)

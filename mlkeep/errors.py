@@ -6,16 +6,21 @@ The hierarchy::
     ├── StoreNotFoundError         no store at the URI, in MLKEEP_URI or above the cwd
     ├── StoreExistsError           `init` where a store already is
     ├── NotFoundError              an id or name that names nothing
+    │   └── LayerNotFoundError     a layer name the model does not have (`available` lists them)
     ├── InvalidInputError          a value mlkeep cannot accept
     │   ├── InvalidMetricError     a metric value that is not a finite-or-nan number
     │   ├── ParamConflictError     a param re-logged with another value
     │   ├── DatasetError           data that cannot be fingerprinted or described
     │   ├── UnsafePathError        a path that would leave the store or artifact root
-    │   └── FilterSyntaxError      a malformed search filter (has `position`)
+    │   ├── FilterSyntaxError      a malformed search filter (has `position`)
+    │   ├── CodecMismatchError     a codec that does not fit an intermediate (pooling a flat layer)
+    │   └── RowsOutOfRangeError    row ids or columns outside an intermediate
     ├── RunStateError              an operation the run's status forbids
     ├── ConflictError              a concurrent writer won a compare-and-swap
     │   └── MergeConflictError     both sides of a merge changed the same tensors
     ├── CorruptObjectError         a stored blob does not match its hash
+    ├── RecomputeError             an intermediate cannot be recomputed (model or architecture missing)
+    │   └── DatasetUnavailableError    its input dataset is no longer in the store
     └── SchemaValidationError      an exported/imported document breaks the schema
 
 Each class carries a stable `code` (used by the CLI and, later, mapped to an
@@ -95,6 +100,28 @@ class FilterSyntaxError(InvalidInputError):
         self.position = position
 
 
+class CodecMismatchError(InvalidInputError):
+    """Raised when a codec cannot encode an intermediate (e.g. pooling a layer without spatial maps)."""
+
+    code = "CODEC_MISMATCH"
+
+
+class RowsOutOfRangeError(InvalidInputError):
+    """Raised when a query names row ids or columns an intermediate does not have."""
+
+    code = "ROWS_OUT_OF_RANGE"
+
+
+class LayerNotFoundError(NotFoundError):
+    """Raised when a layer or pipeline stage name is not in the model; `available` lists the names."""
+
+    code = "LAYER_NOT_FOUND"
+
+    def __init__(self, message: str, available: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.available = available or []
+
+
 class RunStateError(MlkeepError):
     """Raised when a run's status forbids the operation (e.g. logging to a finished run)."""
 
@@ -126,6 +153,20 @@ class CorruptObjectError(MlkeepError):
     http_status = 500
 
 
+class RecomputeError(MlkeepError):
+    """Raised when an intermediate that is not stored cannot be recomputed from its model version."""
+
+    code = "RECOMPUTE_FAILED"
+    http_status = 409
+
+
+class DatasetUnavailableError(RecomputeError):
+    """Raised when recomputing needs an input dataset whose content is no longer in the store."""
+
+    code = "DATASET_UNAVAILABLE"
+    http_status = 410
+
+
 class SchemaValidationError(MlkeepError):
     """Raised when a document does not validate against the ml-experiments-schema."""
 
@@ -144,10 +185,15 @@ ALL_ERRORS: tuple[type[MlkeepError], ...] = (
     DatasetError,
     UnsafePathError,
     FilterSyntaxError,
+    CodecMismatchError,
+    RowsOutOfRangeError,
+    LayerNotFoundError,
     RunStateError,
     ConflictError,
     MergeConflictError,
     CorruptObjectError,
+    RecomputeError,
+    DatasetUnavailableError,
     SchemaValidationError,
 )
 

@@ -109,6 +109,12 @@ class Store:
 
         return search.search_runs(self.db, filter, order_by=order_by, limit=limit, experiments=experiments)
 
+    def diff_environments(self, run_a: str, run_b: str) -> EnvironmentDiff:
+        """What differs between two runs' environments (packages, git, code, platform, env vars)."""
+        from mlkeep.tracking.environment import diff_environments
+
+        return diff_environments(self.db, self.objects, run_a, run_b)
+
     # -- artifacts -------------------------------------------------------------------
     def list_artifacts(self, run_id: str, path: str = "") -> list[Artifact]:
         return artifacts.list_artifacts(self.db, run_id, path)
@@ -181,6 +187,15 @@ class Store:
 
         return Repository(self.db, self.objects, self.tensors, name)
 
+    @property
+    def intermediates(self) -> Intermediates:
+        """Model intermediates: capture layer outputs, store or recompute them by cost, query them."""
+        if self.__dict__.get("_intermediates") is None:
+            from mlkeep.intermediates import Intermediates
+
+            self._intermediates = Intermediates(self.db, self.objects, self.tensors)
+        return self._intermediates
+
     def repositories(self) -> list[str]:
         from mlkeep.versioning.repository import list_repositories
 
@@ -198,17 +213,33 @@ class Store:
         """Everything upstream (what went into it) or downstream (what came out of it) of an entity."""
         return lineage.lineage(self.db, entity_id, direction=direction, depth=depth)
 
-    def export(self, folder: str | os.PathLike[str]) -> dict[str, int]:
-        """Write every entity as ml-experiments-schema JSON documents; returns counts per kind."""
-        from mlkeep.tracking import schema_export
+    def export(
+        self, folder: str | os.PathLike[str], *, schema: str | os.PathLike[str] | None = None
+    ) -> dict[str, int]:
+        """Write every entity as ml-experiments-schema JSON documents; returns counts per kind.
 
-        return schema_export.export_documents(self, folder)
+        Documents are validated against the schema file `schema` when it is
+        given, else against `$MLKEEP_SCHEMA` when that is set (otherwise not
+        at all); an invalid one raises SchemaValidationError before anything
+        is written.
+        """
+        from mlkeep.tracking.schema import export_documents
 
-    def import_(self, folder: str | os.PathLike[str]) -> dict[str, int]:
-        """Read documents written by `export` (or another tool of the schema) into this store."""
-        from mlkeep.tracking import schema_export
+        return export_documents(self, folder, schema=schema)
 
-        return schema_export.import_documents(self, folder)
+    def import_(
+        self, folder: str | os.PathLike[str], *, schema: str | os.PathLike[str] | None = None
+    ) -> dict[str, int]:
+        """Read documents written by `export` (or another tool of the schema) into this store.
+
+        Documents are validated against the schema file `schema` when it is
+        given, else against `$MLKEEP_SCHEMA` when that is set; every field
+        mlkeep reads is checked either way, and a bad document raises
+        SchemaValidationError with nothing imported. Returns counts per kind.
+        """
+        from mlkeep.tracking.schema import import_documents
+
+        return import_documents(self, folder, schema=schema)
 
 
 def open_store(uri: str | os.PathLike[str] | None = None, *, objects: str | None = None) -> Store:

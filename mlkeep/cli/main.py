@@ -133,15 +133,18 @@ def fsck(
 
 def _register() -> None:
     # The domain modules add their commands to `app`; imported here, after `app` exists.
-    from mlkeep.cli import artifacts, entities, exchange, lineage, repo, runs
+    from mlkeep.cli import artifacts, entities, exchange, intermediates, lineage, repo, runs, server
 
     app.add_typer(runs.app, name="runs")
     app.add_typer(artifacts.app, name="artifacts")
     app.add_typer(entities.datasets_app, name="datasets")
     app.add_typer(entities.models_app, name="models")
     app.add_typer(repo.app, name="repo")
+    app.add_typer(intermediates.app, name="intermediates")
     lineage.register(app)
     exchange.register(app)
+    server.register(app)
+    app.add_typer(server.token_app, name="token")
 
 
 _register()

@@ -187,3 +187,32 @@ def history(
     for p in points:
         table.add_row(*cells(p.step, p.value, when(p.timestamp)))
     _common.console().print(table)
+
+
+@app.command("diff-env")
+def diff_env(
+    ctx: typer.Context,
+    run_a: Annotated[str, typer.Argument(help="The first run's id.")],
+    run_b: Annotated[str, typer.Argument(help="The second run's id.")],
+    json_: JsonFlag = False,
+) -> None:
+    """What differs between two runs' environments: packages, git, code, platform, variables."""
+    found = _common.open_store(ctx).diff_environments(run_a, run_b)
+    if json_:
+        _common.print_json(found.to_dict())
+        return
+    from rich.table import Table
+    from rich.text import Text
+
+    out = _common.console()
+    if found.identical:
+        out.print(f"Runs {short(run_a)} and {short(run_b)} ran in the same environment.")
+        return
+    table = Table("key", short(run_a), short(run_b), title="Environment differences", title_justify="left")
+    for key, (a, b) in found.changed.items():
+        table.add_row(key, *(Text("—" if v is None else str(v)[:80]) for v in (a, b)))
+    out.print(table)
+    for key, text in found.text.items():
+        out.print()
+        out.print(Text(key, style="bold"))
+        out.print(Text(text))

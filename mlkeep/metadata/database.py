@@ -21,7 +21,7 @@ from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
 
-HEAD_REVISION = "0002"
+HEAD_REVISION = "0004"
 MIGRATIONS = Path(__file__).with_name("migrations")
 CACHE_KIB = 32 * 1024
 
@@ -136,7 +136,7 @@ class Prepared:
     __slots__ = ("sql", "names", "_order", "_named")
 
     def __init__(self, stmt: Executable, dialect: Dialect, names: Sequence[str]) -> None:
-        compiled = stmt.compile(dialect=dialect)
+        compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
         self.sql = str(compiled)
         self.names = tuple(names)
         self._named = not compiled.positional

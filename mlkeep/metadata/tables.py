@@ -216,3 +216,50 @@ refs = Table(
     Column("name", String(250), primary_key=True),
     Column("commit_id", String(64), nullable=False),
 )
+
+# -- intermediates: outputs of model layers / pipeline stages over a dataset ----
+# One row per (capture, layer). The chunk grid of a stored intermediate is an
+# immutable manifest object (`manifest`); what changes is only its status
+# (stored or recomputed on demand), its query count and its measured times,
+# which the cost model reads.
+intermediates = Table(
+    "intermediates",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("capture_id", ID, nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("layer", String(250), nullable=False),
+    Column("repository", String(250), nullable=False),
+    Column("commit_id", String(64), nullable=False),
+    Column("dataset_id", ID, ForeignKey("datasets.id"), nullable=False),
+    Column("codec", String(250), nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("n_rows", BigInteger, nullable=False),
+    Column("n_cols", BigInteger, nullable=False),
+    Column("raw_bytes", BigInteger, nullable=False),
+    Column("stored_bytes", BigInteger, nullable=False),
+    Column("new_bytes", BigInteger, nullable=False),
+    Column("manifest", String(64)),
+    Column("n_queries", BigInteger, nullable=False),
+    Column("t_rerun", Float, nullable=False),
+    Column("t_read", Float, nullable=False),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("document", Text, nullable=False),
+    Index("ix_intermediates_commit_layer", "commit_id", "layer"),
+    Index("ix_intermediates_dataset", "dataset_id"),
+    Index("ix_intermediates_capture", "capture_id"),
+)
+
+# -- access control: server tokens (mlkeep.access) -------------------------------
+# Only the SHA-256 of a token is stored; the secret is shown once, at creation.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("hash", String(64), nullable=False, unique=True),
+    Column("role", String(8), nullable=False),
+    Column("experiment_id", ID, ForeignKey("experiments.id")),
+    Column("description", Text),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("revoked_time", BigInteger),
+)

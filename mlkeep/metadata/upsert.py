@@ -21,9 +21,11 @@ def insert_for(conn: Connection) -> Callable[[Table], Any]:
 def insert_for_dialect(name: str) -> Callable[[Table], Any]:
     """`insert_for` by dialect name, for statements compiled ahead of a connection."""
     if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert
+    from sqlalchemy.dialects.sqlite import insert
+
     return insert
 
 

@@ -61,7 +61,7 @@ class ActiveRun:
         from mlkeep.tracking.environment import capture_environment
 
         run_id = runs.create_run(
-            db, experiment, name, parent_run_id=parent_id, tags_=tags, environment=capture_environment()
+            db, experiment, name, parent_run_id=parent_id, tags_=tags, environment=capture_environment(objects)
         )
         return cls(db, objects, run_id)
 
@@ -175,8 +175,7 @@ class ActiveRun:
         """Flush and mark the run ended; ending twice is a no-op."""
         if self._ended:
             return
-        self._metrics.close()
-        runs.end_run(self.db, self.id, status, failure)
+        runs.end_run(self.db, self.id, status, failure, metrics=self._metrics)  # one transaction
         self._ended = True
         stack: list[ActiveRun] = getattr(_local, "stack", [])
         if self in stack:

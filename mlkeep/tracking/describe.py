@@ -90,7 +90,7 @@ def _describe_array(array: Any, targets: Any) -> Description:
     table = array.reshape(len(array), -1) if array.ndim > 1 else array.reshape(-1, 1)
     names = [f"x{i}" for i in range(table.shape[1])] if array.ndim > 1 else ["x"]
     columns = [{"name": n, "typing": typing_of(array.dtype)} for n in names]
-    stats, hists = _column_summaries(names, [table[:, i] for i in range(table.shape[1])])
+    stats, hists = _array_summaries(names, table)
     if y is not None:
         columns.append({"name": "target", "typing": typing_of(y.dtype)})
         s, h = _column_summaries(["target"], [y.reshape(len(y), -1)[:, 0]] if y.ndim > 1 else [y])
@@ -188,6 +188,60 @@ def _column_summaries(names: list[str], columns: list[Any]) -> tuple[dict[str, A
             hists[name] = {"labels": [str(k) for k in top.index], "counts": [int(c) for c in top.to_numpy()]}
         stats[name] = entry
     return stats, hists
+
+
+def _array_summaries(names: list[str], table: Any) -> tuple[dict[str, Any], dict[str, Any]]:
+    """`_column_summaries` of a 2-D array's columns, vectorized for numeric columns without NaN or inf.
+
+    Per-column pandas work costs ~1 ms a column, which made describing a 64-column array
+    (and so every autologged fit) cost ~60 ms; this path gives the same numbers in a few.
+    Columns it cannot handle exactly as `_column_summaries` does go through that function.
+    """
+    np = _numpy()
+    k = min(table.shape[1], MAX_DESCRIBED_COLUMNS)
+    if table.dtype.kind not in "iuf" or len(table) == 0 or k == 0:
+        return _column_summaries(names, [table[:, i] for i in range(table.shape[1])])
+    # column-major rows of float64: each reduction runs over contiguous memory, as on a 1-D column
+    v = np.ascontiguousarray(table[:, :k].T, dtype=float)
+    finite = np.isfinite(v).all(axis=1)
+    stats: dict[str, Any] = {}
+    hists: dict[str, Any] = {}
+    fast = np.flatnonzero(finite)
+    if len(fast):
+        w = v[fast]
+        mean, std, lo, hi = w.mean(axis=1), w.std(axis=1), w.min(axis=1), w.max(axis=1)
+        edges, counts = _histograms(w, lo, hi)
+        n = w.shape[1]
+        for j, col in enumerate(fast):
+            name = names[col]
+            stats[name] = {"count": n, "nulls": 0, "mean": float(mean[j]), "std": float(std[j]),
+                           "min": float(lo[j]), "max": float(hi[j])}
+            hists[name] = {"edges": [float(e) for e in edges[j]], "counts": [int(c) for c in counts[j]]}
+    slow = [i for i in range(k) if not finite[i]]
+    if slow:
+        s, h = _column_summaries([names[i] for i in slow], [table[:, i] for i in slow])
+        stats.update(s)
+        hists.update(h)
+    return {n: stats[n] for n in names[:k]}, {n: hists[n] for n in names[:k] if n in hists}
+
+
+def _histograms(w: Any, lo: Any, hi: Any) -> tuple[Any, Any]:
+    """`np.histogram(row, bins=HISTOGRAM_BINS)` of every row of `w` (finite float64), bin for bin."""
+    np = _numpy()
+    bins = HISTOGRAM_BINS
+    first, last = lo.copy(), hi.copy()
+    same = first == last
+    first[same] -= 0.5
+    last[same] += 0.5
+    edges = np.linspace(first, last, bins + 1, endpoint=True, axis=1)
+    f = (w - first[:, None]) / (last - first)[:, None] * bins
+    idx = f.astype(np.intp)
+    idx[idx == bins] -= 1
+    rows = np.arange(len(w))[:, None]
+    idx[w < edges[rows, idx]] -= 1
+    idx[(w >= edges[rows, idx + 1]) & (idx != bins - 1)] += 1
+    counts = np.bincount((idx + rows * bins).ravel(), minlength=len(w) * bins).reshape(len(w), bins)
+    return edges, counts
 
 
 def _hash_array(digest: Any, label: str, array: Any) -> None:

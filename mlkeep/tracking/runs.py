@@ -192,7 +192,7 @@ def _by_ids(what: str, n: int) -> Callable[[str], tuple[Executable, Sequence[str
 
     def build(dialect: str) -> tuple[Executable, Sequence[str]]:
         names = [f"id{k}" for k in range(n)]
-        binds = [bindparam(name) for name in names]
+        binds: list[Any] = [bindparam(name) for name in names]
         if what == "runs":
             cols = [runs.c[f] for f in _RUN_FIELDS]
             stmt = (

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -77,3 +78,15 @@ def test_bad_datasets_raise_and_store_nothing(store: Store, tmp_path: Path) -> N
         with pytest.raises(NotFoundError):
             run.log_dataset(np.arange(5), derived_from="nope")
     assert store.list_datasets() == []
+
+
+def test_loading_a_metadata_only_imported_dataset_says_its_content_was_not_imported(
+    store: Store, tmp_path: Path
+) -> None:
+    doc = {"id": "other-tool-ds", "name": "survey", "location": "s3://bucket/survey.csv", "creationTime": 1}
+    (tmp_path / "datasets").mkdir()
+    (tmp_path / "datasets" / "other-tool-ds.json").write_text(json.dumps(doc))
+    store.import_(tmp_path)
+    assert store.get_dataset("other-tool-ds").name == "survey"
+    with pytest.raises(NotFoundError, match="content was not imported"):
+        store.load_dataset("other-tool-ds")

@@ -9,7 +9,10 @@ transaction, and reading runs back pads and chunks id lists correctly.
 from __future__ import annotations
 
 import math
+import os
+import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import numpy as np
 import pytest
@@ -25,11 +28,39 @@ from mlkeep.tracking import metrics as metrics_module
 from mlkeep.tracking import runs as runs_module
 
 
-@pytest.fixture
-def mem() -> Iterator[Store]:
-    s = mlkeep.open("memory://")
-    yield s
-    s.close()
+@contextmanager
+def _postgres_store(server_url: str) -> Iterator[Store]:
+    """A store on a new, empty PostgreSQL database, dropped afterwards."""
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+
+    url = make_url(server_url).set(drivername="postgresql+psycopg")
+    name = f"mlkeep_perf_{uuid.uuid4().hex[:12]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        db_url = url.set(database=name).render_as_string(hide_password=False)
+        with mlkeep.open(db_url, objects=f"memory://{uuid.uuid4().hex}") as s:
+            yield s
+    finally:
+        with admin.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        admin.dispose()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def mem(request: pytest.FixtureRequest) -> Iterator[Store]:
+    """An in-memory SQLite store, and a PostgreSQL one when MLKEEP_TEST_POSTGRES names a server."""
+    if request.param == "sqlite":
+        with mlkeep.open("memory://") as s:
+            yield s
+        return
+    server = os.environ.get("MLKEEP_TEST_POSTGRES")
+    if not server:
+        pytest.skip("set MLKEEP_TEST_POSTGRES=postgresql://user@host:port/db to test PostgreSQL too")
+    with _postgres_store(server) as s:
+        yield s
 
 
 def test_bad_values_raise_on_the_call_and_buffer_nothing(mem: Store) -> None:
@@ -44,7 +75,7 @@ def test_bad_values_raise_on_the_call_and_buffer_nothing(mem: Store) -> None:
         with pytest.raises(InvalidInputError):
             run.log_metric("", 1.0)
         with pytest.raises(InvalidMetricError):
-            run.log_metrics({"a": 1.0, "b": "x"})  # all checked before any is kept
+            run.log_metrics({"a": 1.0, "b": "x"})  # type: ignore[dict-item]  # all checked before any is kept
         with pytest.raises(InvalidMetricError):
             run.log_metrics({"a": 1.0}, step=2.0)  # type: ignore[arg-type]
     assert mem.get_run(run.id).metrics == {}
@@ -54,9 +85,9 @@ def test_bad_values_raise_on_the_call_and_buffer_nothing(mem: Store) -> None:
 def test_numbers_of_every_kind_are_stored_as_floats(mem: Store) -> None:
     with mem.start_run("e") as run:
         run.log_metric("m", 1)
-        run.log_metric("m", np.float32(0.5))
-        run.log_metric("m", np.int64(3), step=np.int64(10))
-        run.log_metric("m", 2.5, timestamp=np.int64(1_700_000_000_000))
+        run.log_metric("m", np.float32(0.5))  # type: ignore[arg-type]
+        run.log_metric("m", np.int64(3), step=np.int64(10))  # type: ignore[arg-type]
+        run.log_metric("m", 2.5, timestamp=np.int64(1_700_000_000_000))  # type: ignore[arg-type]
         run.log_metrics({"a": np.float64(1.5), "b": 7})
     history = mem.get_metric_history(run.id, "m")
     assert [(m.value, m.step) for m in history] == [(1.0, 0), (0.5, 1), (3.0, 10), (2.5, 11)]
@@ -154,14 +185,17 @@ def test_a_param_conflict_keeps_nothing_of_the_call(mem: Store) -> None:
         runs_module.set_tags(mem.db, "missing", {"a": 1})
 
 
-def test_get_runs_keeps_order_skips_unknown_and_chunks_long_lists(mem: Store) -> None:
+def test_get_runs_keeps_order_skips_unknown_and_chunks_long_lists(
+    mem: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(runs_module, "_MAX_IDS", 8)  # 21 runs: chunks of 8, 8 and 5 (padded to 8)
     ids = []
-    for i in range(300):
+    for i in range(21):
         with mem.start_run("e", name=f"r{i}", tags={"i": i}) as run:
             run.log_params({"i": i})
             run.log_metric("m", float(i))
         ids.append(run.id)
-    wanted = ids[::-1] + ["missing"] + ids[:3]  # 300 distinct + a duplicate tail: two chunks, padding
+    wanted = ids[::-1] + ["missing"] + ids[:3]  # unknown and repeated ids too
     found = runs_module.get_runs(mem.db, wanted)
     assert [r.id for r in found] == ids[::-1]
     for r in found:
@@ -178,7 +212,7 @@ def test_prepared_statements_follow_each_dialects_parameter_style() -> None:
     lite = Prepared(stmt, sqlite.dialect(), names)
     assert "?" in lite.sql
     row = ("r", "k", 1, 2, 0.5)
-    compiled_order = stmt.compile(dialect=sqlite.dialect()).positiontup
+    compiled_order = stmt.compile(dialect=sqlite.dialect()).positiontup or []
     assert tuple(lite._param(row)) == tuple(dict(zip(names, row))[n] for n in compiled_order)
     pg = Prepared(stmt, postgresql.psycopg.dialect(), names)
     assert "%(run_id)s" in pg.sql

@@ -1,0 +1,412 @@
+"""`Intermediates`: capture, store, plan and query the outputs of model layers (`store.intermediates`).
+
+Each method is one verb over the modules of this package: `capture`
+(capture + codecs + layout + storage), `get` and the diagnostic queries
+(queries, reading or recomputing as the cost model says), `plan`,
+`materialize` and `drop` (costmodel). Queries accept an `Intermediate`, its
+id, a unique id prefix or its name.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from mlkeep.errors import DatasetUnavailableError, InvalidInputError, RecomputeError
+from mlkeep.ids import new_id, now_ms
+from mlkeep.intermediates import capture as cap
+from mlkeep.intermediates import costmodel, queries, records, recompute, storage
+from mlkeep.intermediates.codecs import Codec, decode_chunk, parse_codec
+from mlkeep.intermediates.costmodel import Costs, Decision
+from mlkeep.intermediates.dedup import ApproxIndex
+from mlkeep.intermediates.entities import STORED, VIRTUAL, Intermediate
+from mlkeep.intermediates.layout import BLOCK_ROWS, CHUNK_BYTES, Layout, select_cols, select_rows
+from mlkeep.metadata import Database
+from mlkeep.objects import ObjectStore
+from mlkeep.tensors import TensorStore
+
+SOURCES = ("auto", "read", "rerun")
+DEFAULT_THRESHOLD = 1.0  # seconds saved per GB stored
+_DEFAULT_READ_RATE = 1e-9  # s/byte, until a read is measured
+
+
+class Intermediates:
+    """Model intermediates in one store: `threshold` is the γ (seconds saved per GB) above which to store."""
+
+    def __init__(self, db: Database, objects: ObjectStore, tensors: TensorStore, *,
+                 threshold: float = DEFAULT_THRESHOLD, block_rows: int = BLOCK_ROWS, chunk_bytes: int = CHUNK_BYTES,
+                 workers: int = 2) -> None:
+        self.db, self.objects, self.tensors = db, objects, tensors
+        self.threshold, self.block_rows, self.chunk_bytes, self.workers = threshold, block_rows, chunk_bytes, workers
+        self.last_source: str | None = None  # "read" or "rerun": how the latest query was answered
+        self._approx: dict[float, ApproxIndex] = {}
+
+    # ------------------------------------------------------------------ capture
+    def layers(self, model: Any) -> list[str]:
+        """The layers (leaf modules) or stages `layers="all"` captures."""
+        return cap.layer_names(model)
+
+    def capture(self, model: Any, dataset: Any, layers: str | Sequence[str] = "all",
+                codec: str | Codec | Mapping[str, str | Codec] = "kbit", name: str | None = None, *,
+                targets: Any = None, repo: str | None = None, branch: str = "main", architecture: Any = None,
+                batch_size: int = 256, progress: cap.Progress | None = None, store: bool = True,
+                dedup: str = "exact", tolerance: float | None = None) -> dict[str, Intermediate]:
+        """Run a model over a dataset and keep the output of each layer; returns {layer: Intermediate}.
+
+        `model` is a PyTorch module or scikit-learn estimator (committed to
+        repository `repo`, default its class name, unless the branch head
+        already holds it), a `Commit`, or `"repository@ref"`. `dataset` is a
+        logged Dataset, its id, or array-like data (logged, with `targets`).
+        `codec` is one spec for every layer or {layer: spec} (`"*"` for the
+        rest). With `store=False` nothing but the records is written: each
+        intermediate is recomputed when queried. `dedup="approx"` reuses a
+        stored chunk whose values are all within `tolerance` (lossy).
+
+        Raises `LayerNotFoundError` (listing the layers), `CodecMismatchError`,
+        `InvalidInputError`.
+        """
+        if batch_size < 1:
+            raise InvalidInputError("batch_size must be at least 1.")
+        if dedup not in ("exact", "approx") or (dedup == "approx" and not tolerance):
+            raise InvalidInputError("dedup is 'exact', or 'approx' with a tolerance > 0.")
+        ds = self._dataset(dataset, targets)
+        repository, commit, skeleton, live = self._version(model, ds.id, repo, branch, architecture)
+        X, _, t_data = recompute.load_inputs(self.db, self.objects, ds.id)
+        runnable, t_load = (live, 0.0) if live is not None else recompute.load_model(
+            repository, commit, self.objects, skeleton, architecture)
+        recomputable = True
+        if live is not None:  # measure what a recompute will pay, and prove the version rebuilds
+            try:
+                t_load = recompute.load_model(repository, commit, self.objects, skeleton)[1]
+            except RecomputeError:
+                recomputable = False  # e.g. a module class defined inside a function: only reads
+        names = cap.resolve_layers(runnable, layers)
+        codecs = self._codecs(codec, names)
+        n = cap.n_rows(X)
+        # A plain timed run over a sample: shapes for checking codecs before any work, and Σ t_fwd
+        # undisturbed by the encoding threads of the real run.
+        sample = min(n, 2 * batch_size)
+        cap.run(runnable, cap.take_rows(X, np.arange(min(n, 2))), names, lambda *a: None, batch_size=2)  # warm-up
+        probe = cap.run(runnable, cap.take_rows(X, np.arange(sample)), names, lambda *a: None, batch_size=batch_size)
+        for layer in names:
+            codecs[layer].out_shape(probe.shapes[layer])  # CodecMismatchError before any work
+        approx = self._approx_index(tolerance) if dedup == "approx" else None
+        sink = storage.ChunkSink(self.objects, write=store, workers=self.workers, approx=approx)
+        writers = {layer: storage.LayerWriter(sink, codecs[layer], n, block_rows=self.block_rows,
+                                              chunk_bytes=self.chunk_bytes) for layer in names}
+        try:
+            times = cap.run(runnable, X, names, lambda layer, start, values: writers[layer].add(
+                start, values, probe.shapes[layer]), batch_size=batch_size, progress=progress)
+            results = {layer: w.finish() for layer, w in writers.items()}
+        finally:
+            sink.close()
+        capture_id, prefix = new_id(), name or f"{repository.name}@{commit.id[:8]}"
+        items = [self._record(capture_id, f"{prefix}:{layer}", layer, repository.name, commit.id, ds.id, codecs[layer],
+                              results[layer], probe, sample, t_load, t_data, n, batch_size, skeleton, store,
+                              cap.framework(runnable), recomputable) for layer in names]
+        records.insert(self.db, items)
+        return {i.layer: i for i in items}
+
+    # ------------------------------------------------------------------ records
+    def info(self, intermediate: Intermediate | str) -> Intermediate:
+        """The record of an intermediate (by entity, id, id prefix or name); `NotFoundError` if none."""
+        return records.get(self.db, intermediate)
+
+    def list(self, *, capture_id: str | None = None, commit_id: str | None = None, layer: str | None = None,
+             dataset_id: str | None = None, repository: str | None = None) -> list[Intermediate]:
+        """Intermediates matching every given filter, oldest first."""
+        return records.list_(self.db, capture_id=capture_id, commit_id=commit_id, layer=layer,
+                             dataset_id=dataset_id, repository=repository)
+
+    # ------------------------------------------------------------------ queries
+    def get(self, intermediate: Intermediate | str, rows: Any = None, columns: Any = None, *,
+            source: str = "auto") -> np.ndarray:
+        """Values of the selected rows (row ids of the dataset) and columns, rows × columns float32.
+
+        Read from storage or recomputed from the model version, whichever the
+        cost model says is faster (`source` forces one). Raises
+        `RowsOutOfRangeError`, `DatasetUnavailableError` when a needed
+        recomputation's dataset is gone.
+        """
+        inter = records.get(self.db, intermediate)
+        layout = _layout(inter)
+        return self._values(inter, select_rows(layout, rows), select_cols(layout, columns), source)
+
+    def topk(self, intermediate: Intermediate | str, neuron: int, k: int = 10, *, largest: bool = True,
+             source: str = "auto") -> Any:
+        """The `k` examples that activate column `neuron` most: DataFrame (row, value), highest first."""
+        import pandas as pd
+
+        inter = records.get(self.db, intermediate)
+        col = self._values(inter, None, select_cols(_layout(inter), [neuron]), source)[:, 0]
+        rows = queries.topk(col, k, largest=largest)
+        return pd.DataFrame({"row": rows, "value": col[rows]})
+
+    def knn(self, intermediate: Intermediate | str, row: int, k: int = 10, *, metric: str = "euclidean",
+            source: str = "auto") -> Any:
+        """The `k` examples nearest example `row` in this layer's space: DataFrame (row, distance)."""
+        import pandas as pd
+
+        inter = records.get(self.db, intermediate)
+        select_rows(_layout(inter), [row])
+        values = self._values(inter, None, None, source)
+        rows, dist = queries.knn(values, values[row], k, metric=metric, exclude=int(row))
+        return pd.DataFrame({"row": rows, "distance": dist})
+
+    def stats(self, intermediate: Intermediate | str, group_by: Any = "targets", columns: Any = None, *,
+              source: str = "auto") -> Any:
+        """Per group (default: the dataset's targets) and column: count, mean, std, sparsity (DataFrame)."""
+        inter = records.get(self.db, intermediate)
+        groups = self._groups(inter, group_by)
+        cols = select_cols(_layout(inter), columns)
+        frame = queries.stats(self._values(inter, None, cols, source), groups)
+        if cols is not None:
+            frame["column"] = cols[frame["column"].to_numpy()]
+        return frame
+
+    def col_diff(self, a: Intermediate | str, b: Intermediate | str, columns: Any = None, *,
+                 source: str = "auto") -> np.ndarray:
+        """Per column, mean |a − b| between two intermediates of the same rows and columns (e.g. two versions)."""
+        ia, ib = self._pair(a, b)
+        cols = select_cols(_layout(ia), columns)
+        return queries.col_diff(self._values(ia, None, cols, source), self._values(ib, None, cols, source))
+
+    def row_diff(self, a: Intermediate | str, b: Intermediate | str, rows: Any = None, *,
+                 source: str = "auto") -> np.ndarray:
+        """Per row, the Euclidean distance between the two intermediates' representations of it."""
+        ia, ib = self._pair(a, b)
+        sel = select_rows(_layout(ia), rows)
+        return queries.row_diff(self._values(ia, sel, None, source), self._values(ib, sel, None, source))
+
+    def corr(self, intermediate: Intermediate | str, columns: Any = None, *, source: str = "auto") -> np.ndarray:
+        """Pearson correlation matrix between the selected columns (neurons)."""
+        inter = records.get(self.db, intermediate)
+        return queries.corr(self._values(inter, None, select_cols(_layout(inter), columns), source))
+
+    def similarity(self, a: Intermediate | str, b: Intermediate | str, method: str = "cka", *,
+                   rows: Any = None, source: str = "auto") -> float:
+        """How alike two representations of the same rows are: linear CKA or SVCCA (0..1)."""
+        if method not in ("cka", "svcca"):
+            raise InvalidInputError(f"Unknown similarity {method!r}; use 'cka' or 'svcca'.")
+        ia, ib = records.get(self.db, a), records.get(self.db, b)
+        if ia.n_rows != ib.n_rows:
+            raise InvalidInputError(f"Similarity needs the same rows: {ia.n_rows} vs {ib.n_rows}.")
+        sel = select_rows(_layout(ia), rows)
+        va, vb = self._values(ia, sel, None, source), self._values(ib, sel, None, source)
+        return queries.cka(va, vb) if method == "cka" else queries.svcca(va, vb)
+
+    # ------------------------------------------------------------------ cost model
+    def plan(self, threshold: float | None = None, *, apply: bool = False) -> list[Decision]:
+        """Each intermediate's figures and decision under `threshold` (default `self.threshold`).
+
+        With `apply=True`, intermediates worth storing are materialized and the
+        others dropped (their chunks stay until garbage collection).
+        """
+        limit = self.threshold if threshold is None else threshold
+        out = []
+        for inter in self.list():
+            decision = costmodel.decide(inter, records.costs_of(inter), limit)
+            if apply and decision.action == "materialize":
+                self.materialize(inter)
+            elif apply and decision.action == "drop":
+                self.drop(inter)
+            out.append(decision)
+        return out
+
+    def materialize(self, intermediate: Intermediate | str) -> Intermediate:
+        """Recompute (if needed) and store an intermediate; returns the updated record."""
+        inter = records.get(self.db, intermediate)
+        if inter.stored:
+            return inter
+        raw, _ = self._rerun(inter, None, pooled=False)
+        self._store(inter, raw)
+        return records.get(self.db, inter.id)
+
+    def drop(self, intermediate: Intermediate | str) -> Intermediate:
+        """Stop using the stored copy: queries recompute it. Chunks are left for garbage collection."""
+        inter = records.get(self.db, intermediate)
+        records.set_storage(self.db, inter, status=VIRTUAL, manifest=None)
+        return records.get(self.db, inter.id)
+
+    # ------------------------------------------------------------------ internals
+    def _values(self, inter: Intermediate, rows: np.ndarray | None, cols: np.ndarray | None,
+                source: str) -> np.ndarray:
+        if source not in SOURCES:
+            raise InvalidInputError(f"source is one of {', '.join(SOURCES)}, not {source!r}.")
+        costs = records.costs_of(inter)
+        n = inter.n_rows if rows is None else len(rows)
+        manifest = storage.get_manifest(self.objects, inter.manifest) if inter.stored and inter.manifest else None
+        nbytes = storage.chunks_bytes(manifest, rows, cols)[1] if manifest else 0
+        choice = source if source != "auto" else costmodel.source(costs, manifest is not None, n, nbytes)
+        if source == "auto" and manifest is not None and not inter.document.get("recomputable", True):
+            choice = "read"
+        if choice == "read" and manifest is None:
+            raise InvalidInputError(f"Intermediate {inter.name} is not stored; query it with source='rerun' or 'auto'.")
+        if choice == "rerun":
+            try:
+                values, costs = self._rerun(inter, rows, costs=costs)
+                values = values if cols is None else values[:, cols]
+            except DatasetUnavailableError:
+                if manifest is None or source == "rerun":
+                    raise
+                choice = "read"
+        if choice == "read":
+            t0 = time.perf_counter()
+            values = storage.read(self.objects, manifest, rows, cols)  # type: ignore[arg-type]
+            costs = costs.measured_read(time.perf_counter() - t0, nbytes)
+        self.last_source = choice
+        records.count_query(self.db, inter.id)
+        records.set_costs(self.db, inter, costs)
+        if choice == "rerun" and manifest is None and rows is None and cols is None:
+            fresh = records.get(self.db, inter.id)
+            if costmodel.decide(fresh, records.costs_of(fresh), self.threshold).action == "materialize":
+                self._store(fresh, values, pooled=True)
+        return values
+
+    def _rerun(self, inter: Intermediate, rows: np.ndarray | None, *, costs: Costs | None = None,
+               pooled: bool = True) -> tuple[np.ndarray, Costs]:
+        repo, commit = recompute.resolve_version(self.db, self.objects, self.tensors,
+                                                 f"{inter.repository}@{inter.commit_id}")
+        X, _, t_data = recompute.load_inputs(self.db, self.objects, inter.dataset_id)
+        model, t_load = recompute.load_model(repo, commit, self.objects, inter.document.get("skeleton"))
+        X = cap.take_rows(X, rows)
+        n = cap.n_rows(X)
+        in_shape = tuple(inter.document["input_shape"])
+        out = np.empty((n, int(np.prod(in_shape))), dtype=np.float32)
+
+        def emit(_layer: str, start: int, values: np.ndarray) -> None:
+            out[start : start + len(values)] = values
+
+        times = cap.run(model, X, [inter.layer], emit, batch_size=inter.document.get("batch_size", 256),
+                        stop_after=inter.layer)
+        costs = (costs or records.costs_of(inter)).measured_rerun(t_load, t_data, times.total, n)
+        codec = parse_codec(inter.codec)
+        return (codec.transform(out, in_shape) if pooled else out), costs
+
+    def _store(self, inter: Intermediate, values: np.ndarray, *, pooled: bool = False) -> None:
+        codec = parse_codec(inter.codec)
+        if pooled:
+            codec = Codec(codec.value, codec.bits, codec.bins, codec.threshold, None)
+        shape = inter.row_shape if pooled else tuple(inter.document["input_shape"])
+        sink = storage.ChunkSink(self.objects, workers=self.workers)
+        try:
+            writer = storage.LayerWriter(sink, codec, inter.n_rows, block_rows=self.block_rows,
+                                         chunk_bytes=self.chunk_bytes)
+            writer.add(0, values, shape)
+            result = writer.finish()
+        finally:
+            sink.close()
+        result.manifest.update(codec=inter.codec, input_shape=inter.document["input_shape"])
+        oid = storage.put_manifest(self.objects, result.manifest)
+        records.set_storage(self.db, inter, status=STORED, manifest=oid, stored_bytes=result.stored_bytes,
+                            new_bytes=result.new_bytes)
+        costs = records.costs_of(inter)
+        records.set_costs(self.db, inter, Costs.from_dict(dict(costs.to_dict(), stored_bytes=result.stored_bytes)))
+
+    def _dataset(self, dataset: Any, targets: Any) -> Any:
+        from mlkeep.tracking import datasets
+        from mlkeep.tracking.entities import Dataset
+
+        if isinstance(dataset, Dataset):
+            return dataset
+        if isinstance(dataset, str):
+            return datasets.get_dataset(self.db, dataset)
+        return datasets.log_dataset(self.db, self.objects, dataset, targets=targets)
+
+    def _version(self, model: Any, dataset_id: str, repo: str | None, branch: str,
+                 architecture: Any) -> tuple[Any, Any, str | None, Any]:
+        """(repository, commit, skeleton object id, live model or None)."""
+        from mlkeep.versioning.commit import Commit
+        from mlkeep.versioning.repository import Repository
+
+        if isinstance(model, (str, Commit)):
+            repository, commit = recompute.resolve_version(self.db, self.objects, self.tensors, model)
+            live = None
+            source = architecture
+        else:
+            cap.framework(model)
+            repository = Repository(self.db, self.objects, self.tensors, repo or type(model).__name__)
+            commit = recompute.commit_model(repository, model, branch, [dataset_id])
+            live = source = model
+        skeleton = None
+        if commit.kind == "torch" and source is not None:
+            blob = recompute.module_skeleton(source)
+            skeleton = self.objects.put_bytes(blob) if blob is not None else None
+        elif commit.kind == "torch":  # an earlier capture of this version may have left its structure
+            known = [i.document.get("skeleton") for i in self.list(commit_id=commit.id)]
+            skeleton = next((s for s in known if s), None)
+        return repository, commit, skeleton, live
+
+    def _codecs(self, codec: str | Codec | Mapping[str, str | Codec], names: list[str]) -> dict[str, Codec]:
+        if isinstance(codec, Mapping):
+            unknown = set(codec) - set(names) - {"*"}
+            if unknown:
+                raise InvalidInputError(f"Codecs given for layers not captured: {', '.join(sorted(unknown))}.")
+            default = codec.get("*", "kbit")
+            return {n: parse_codec(codec.get(n, default)) for n in names}
+        parsed = parse_codec(codec)
+        return {n: parsed for n in names}
+
+    def _approx_index(self, tolerance: float | None) -> ApproxIndex:
+        key = float(tolerance or 0)
+        if key not in self._approx:
+            self._approx[key] = ApproxIndex(key, lambda oid: decode_chunk(self.objects.get_bytes(oid)))
+        return self._approx[key]
+
+    def _record(self, capture_id: str, name: str, layer: str, repository: str, commit_id: str, dataset_id: str,
+                codec: Codec, result: storage.WriteResult, times: cap.RunTimes, timed_rows: int, t_load: float,
+                t_data: float,
+                n: int, batch_size: int, skeleton: str | None, stored: bool, framework: str,
+                recomputable: bool) -> Intermediate:
+        layout = Layout.from_dict(result.manifest["layout"])
+        manifest = storage.put_manifest(self.objects, result.manifest) if stored else None
+        read_rate, t_open = self._measure_read(result.manifest, manifest) if stored else (_DEFAULT_READ_RATE, 0.0)
+        costs = Costs(t_model_load=t_load, t_data_load=t_data, t_fwd_row=times.upto.get(layer, times.total) / max(timed_rows, 1),
+                      read_rate=read_rate, t_open=t_open, stored_bytes=result.stored_bytes, n_rows=n)
+        doc = {"costs": costs.to_dict(), "layout": layout.to_dict(), "input_shape": list(times.shapes[layer]),
+               "batch_size": batch_size, "skeleton": skeleton, "chunks": result.chunks, "reused": result.reused,
+               "approx_reused": result.approx_reused, "recomputable": recomputable}
+        return Intermediate(
+            id=new_id(), capture_id=capture_id, name=name, layer=layer, repository=repository, commit_id=commit_id,
+            dataset_id=dataset_id, codec=str(codec), status=STORED if stored else VIRTUAL, n_rows=n,
+            n_cols=layout.n_cols, row_shape=layout.row_shape, raw_bytes=result.raw_bytes,
+            stored_bytes=result.stored_bytes, new_bytes=result.new_bytes if stored else 0, manifest=manifest,
+            n_queries=0, t_rerun=costs.t_rerun(), t_read=costs.t_read(), creation_time=now_ms(),
+            framework=framework, document=doc,
+        )
+
+    def _measure_read(self, manifest: dict[str, Any], oid: str | None) -> tuple[float, float]:
+        """(seconds per stored byte, seconds to open the manifest), measured on the largest chunk of block 0."""
+        t0 = time.perf_counter()
+        if oid is not None:
+            storage.get_manifest(self.objects, oid)
+        t_open = time.perf_counter() - t0
+        sizes = manifest["sizes"][0]
+        c = int(np.argmax(sizes))
+        t0 = time.perf_counter()
+        decode_chunk(self.objects.get_bytes(manifest["chunks"][0][c]))
+        return (time.perf_counter() - t0) / max(sizes[c], 1), t_open
+
+    def _groups(self, inter: Intermediate, group_by: Any) -> np.ndarray | None:
+        if group_by is None:
+            return None
+        if isinstance(group_by, str) and group_by == "targets":
+            _, y, _ = recompute.load_inputs(self.db, self.objects, inter.dataset_id)
+            if y is None:
+                raise InvalidInputError("The dataset has no targets to group by; pass group_by=<one label per row>.")
+            return np.asarray(y)
+        return np.asarray(group_by)
+
+    def _pair(self, a: Intermediate | str, b: Intermediate | str) -> tuple[Intermediate, Intermediate]:
+        ia, ib = records.get(self.db, a), records.get(self.db, b)
+        if (ia.n_rows, ia.n_cols) != (ib.n_rows, ib.n_cols):
+            raise InvalidInputError(
+                f"{ia.name} and {ib.name} differ in shape ({ia.n_rows}×{ia.n_cols} vs {ib.n_rows}×{ib.n_cols}).")
+        return ia, ib
+
+
+def _layout(inter: Intermediate) -> Layout:
+    return Layout.from_dict(inter.document["layout"])

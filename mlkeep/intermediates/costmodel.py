@@ -1,0 +1,100 @@
+"""The cost model: read a stored intermediate or re-run the model, store it or not.
+
+For one intermediate and a query over n rows:
+
+* `t_rerun = t_model_load + t_data_load + n · t_fwd_row`, where `n · t_fwd_row`
+  is DESIGN's `(n/batch) · Σ t_fwd` (the forward time per batch up to this
+  layer, measured while capturing, divided by the batch size) and
+  `t_data_load` is its `n·size/ρ` (the dataset is read whole);
+* `t_read = read_rate · bytes touched + t_open`, decompression and decoding
+  included (`read_rate` is measured on a stored chunk and updated on reads).
+
+A query reads when `t_read < t_rerun`, else re-runs. Storage is decided by
+`γ = (t_rerun − t_read) · n_queries / GB stored` (seconds saved per GB)
+against the user's threshold; every query increments `n_queries`. The count
+starts at one: an intermediate is captured to be queried.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import Any
+
+from mlkeep.tracking.entities import Entity
+
+GB = 1e9
+EMA = 0.5  # weight of a new measurement
+
+
+@dataclass(frozen=True)
+class Costs(Entity):
+    """Measured figures of one intermediate (seconds; `read_rate` in seconds per stored byte)."""
+
+    t_model_load: float
+    t_data_load: float
+    t_fwd_row: float
+    read_rate: float
+    t_open: float
+    stored_bytes: int
+    n_rows: int
+
+    def t_rerun(self, n: int | None = None) -> float:
+        n = self.n_rows if n is None else n
+        return self.t_model_load + self.t_data_load + n * self.t_fwd_row
+
+    def t_read(self, nbytes: int | None = None) -> float:
+        nbytes = self.stored_bytes if nbytes is None else nbytes
+        return self.t_open + self.read_rate * nbytes
+
+    def gamma(self, n_queries: int) -> float:
+        """Seconds saved per GB stored over `n_queries` whole-intermediate queries."""
+        return (self.t_rerun() - self.t_read()) * n_queries / max(self.stored_bytes / GB, 1e-12)
+
+    def measured_read(self, seconds: float, nbytes: int) -> Costs:
+        if nbytes <= 0:
+            return self
+        rate = max(seconds - self.t_open, 0.0) / nbytes
+        return replace(self, read_rate=(1 - EMA) * self.read_rate + EMA * rate)
+
+    def measured_rerun(self, t_model_load: float, t_data_load: float, t_fwd: float, n: int) -> Costs:
+        def mix(old: float, new: float) -> float:
+            return (1 - EMA) * old + EMA * new
+
+        return replace(self, t_model_load=mix(self.t_model_load, t_model_load),
+                       t_data_load=mix(self.t_data_load, t_data_load),
+                       t_fwd_row=mix(self.t_fwd_row, t_fwd / max(n, 1)))
+
+
+@dataclass(frozen=True)
+class Decision(Entity):
+    """How the cost model treats one intermediate: where queries come from and whether to store it."""
+
+    intermediate: str
+    name: str
+    layer: str
+    status: str
+    stored_bytes: int
+    n_queries: int
+    t_rerun: float
+    t_read: float
+    gamma: float
+    query_from: str
+    store: bool
+    action: str
+
+
+def source(costs: Costs, stored: bool, n: int, nbytes: int) -> str:
+    """'read' or 'rerun' for a query over n rows touching `nbytes` of stored chunks."""
+    if not stored:
+        return "rerun"
+    return "read" if costs.t_read(nbytes) < costs.t_rerun(n) else "rerun"
+
+
+def decide(row: Any, costs: Costs, threshold: float) -> Decision:
+    """The decision for an intermediate record (`Intermediate`) under `threshold` seconds per GB."""
+    stored = row.status == "stored"
+    gamma = costs.gamma(row.n_queries + 1)
+    keep = gamma > threshold and costs.t_read() < costs.t_rerun()
+    action = "keep" if keep == stored else ("materialize" if keep else "drop")
+    return Decision(row.id, row.name, row.layer, row.status, costs.stored_bytes, row.n_queries, costs.t_rerun(),
+                    costs.t_read(), gamma, source(costs, stored, row.n_rows, costs.stored_bytes), keep, action)

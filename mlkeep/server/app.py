@@ -1,0 +1,133 @@
+"""The FastAPI app: routers per domain, errors as JSON, the web UI as static files."""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from mlkeep import __version__
+from mlkeep.access import LOCAL, Principal, verify_token
+from mlkeep.errors import InvalidInputError, MlkeepError
+
+if TYPE_CHECKING:
+    from mlkeep.store import Store
+
+log = logging.getLogger(__name__)
+UI = Path(__file__).with_name("ui")
+
+
+class JSON(JSONResponse):
+    """JSON with entities as their dicts and NaN/infinity as null (JSON has no NaN)."""
+
+    def render(self, content: Any) -> bytes:
+        return super().render(jsonable(content))
+
+
+def jsonable(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "to_dict"):
+        return jsonable(value.to_dict())
+    return value
+
+
+@dataclass(frozen=True)
+class Ctx:
+    """What every route gets: the store and who is asking."""
+
+    store: Store
+    principal: Principal
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def create_app(store: Store, auth: bool = False) -> FastAPI:
+    app = FastAPI(
+        title="mlkeep", version=__version__, default_response_class=JSON,
+        description="Runs, metrics, artifacts, datasets, models, predictions, evaluations, lineage, search and "
+                    "model repositories of one mlkeep store. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+    )
+    app.state.store = store
+    app.state.auth = auth
+
+    @app.exception_handler(MlkeepError)
+    async def mlkeep_error(request: Request, exc: MlkeepError) -> JSON:
+        extra = {"position": exc.position} if getattr(exc, "position", None) is not None else {}
+        if getattr(exc, "tensors", None):
+            extra["tensors"] = exc.tensors  # type: ignore[attr-defined]
+        headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None
+        return JSON(error_body(exc.code, str(exc), **extra), status_code=exc.http_status, headers=headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSON:
+        log.exception("unexpected error serving %s %s", request.method, request.url.path)
+        return JSON(error_body(MlkeepError.code, f"Internal error: {type(exc).__name__}: {exc}"), status_code=500)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError) -> JSON:
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()))
+        return JSON(error_body(InvalidInputError.code, f"{where}: {first.get('msg', 'invalid request')}"),
+                    status_code=400)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSON:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return JSON(error_body(code, str(exc.detail)), status_code=exc.status_code)
+
+    from mlkeep.server.routes import (
+        artifacts, entities, experiments, lineage, repositories, runs, search, tokens,
+    )
+
+    for module in (experiments, runs, artifacts, search, entities, lineage, repositories, tokens):
+        app.include_router(module.router, prefix="/api")
+
+    @app.get("/api/health", tags=["server"])
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "version": __version__, "auth": auth}
+
+    @app.get("/api/whoami", tags=["server"])
+    def whoami(ctx: Annotated[Ctx, Depends(current)]) -> dict[str, Any]:
+        return ctx.principal.to_dict()
+
+    app.mount("/ui", StaticFiles(directory=UI), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(UI / "index.html")
+
+    @app.get("/favicon.ico", include_in_schema=False)
+    def favicon() -> RedirectResponse:
+        return RedirectResponse("/ui/favicon.svg")
+
+    return app
+
+
+_bearer = HTTPBearer(auto_error=False, description="A token from `mlkeep token create` (only with --auth).")
+
+
+def current(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Ctx:
+    """The store and the principal of a request: everyone is the local admin unless auth is on."""
+    store = request.app.state.store
+    if not request.app.state.auth:
+        return Ctx(store, LOCAL)
+    return Ctx(store, verify_token(store, credentials.credentials if credentials else None))
+
+
+CTX = Annotated[Ctx, Depends(current)]

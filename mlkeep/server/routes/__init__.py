@@ -1,0 +1,1 @@
+"""One router per domain; each route is one library call."""

@@ -1,0 +1,117 @@
+"""Request and response bodies of the REST API (pydantic), beside the entities' own dataclasses."""
+
+from __future__ import annotations
+
+from typing import Any, Optional, Union
+
+from pydantic import BaseModel, Field
+
+from mlkeep.tracking.entities import Run
+
+
+class ExperimentIn(BaseModel):
+    name: str = Field(min_length=1, max_length=250)
+    description: Optional[str] = None
+
+
+class RunIn(BaseModel):
+    experiment: str = Field(default="Default", min_length=1, max_length=250)
+    name: Optional[str] = Field(default=None, max_length=250)
+    parent_run_id: Optional[str] = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    environment: dict[str, str] = Field(default_factory=dict, description="What the run ran on (client side).")
+
+
+class RunIds(BaseModel):
+    ids: list[str] = Field(max_length=1000)
+
+
+class Values(BaseModel):
+    """Params or tags: names to values (params are kept as text; containers as sorted JSON)."""
+
+    values: dict[str, Any]
+
+
+class MetricBatch(BaseModel):
+    """Points as [key, value (null for NaN), step, timestamp in ms]."""
+
+    points: list[tuple[str, Optional[float], int, int]] = Field(max_length=100_000)
+
+
+class EndIn(BaseModel):
+    status: str = "FINISHED"
+    failure: Optional[str] = None
+
+
+class SearchIn(BaseModel):
+    filter: str = ""
+    order_by: Union[str, list[str], None] = None
+    page_size: int = 50
+    page_token: Optional[str] = None
+    experiments: Optional[list[str]] = None
+
+
+class RunPage(BaseModel):
+    runs: list[Run]
+    next_page_token: Optional[str] = None
+
+
+class MetricHistory(BaseModel):
+    """A series as parallel columns (null for NaN); `total` counts the points before downsampling."""
+
+    key: str
+    steps: list[int]
+    values: list[Optional[float]]
+    timestamps: list[int]
+    total: int
+    downsampled: bool
+
+
+class DatasetIn(BaseModel):
+    """A description made by the client's `describe` (mlkeep.tracking.describe), content uploaded as `object`."""
+
+    object: Optional[str] = Field(default=None, min_length=64, max_length=64)
+    description: dict[str, Any] = Field(default_factory=dict)
+    dataset_id: Optional[str] = Field(default=None, description="Link an existing dataset instead.")
+    name: Optional[str] = None
+    derived_from: Optional[str] = None
+    context: str = "input"
+
+
+class ModelIn(BaseModel):
+    """A Model entity described by the client; its serialized blob uploaded first as `object`."""
+
+    model: dict[str, Any]
+
+
+class PredictionsIn(BaseModel):
+    model_id: str
+    dataset_id: str
+    object: str = Field(min_length=64, max_length=64, description="The predictions as an uploaded Parquet blob.")
+    name: Optional[str] = None
+
+
+class EvaluationIn(BaseModel):
+    model_id: str
+    dataset_id: str
+    scores: dict[str, float]
+    confusion_matrix: Optional[list[list[int]]] = None
+    class_labels: Optional[list[Any]] = None
+    prediction_id: Optional[str] = None
+    name: Optional[str] = None
+
+
+class ObjectOut(BaseModel):
+    id: str
+    size: int
+
+
+class TokenIn(BaseModel):
+    role: str = Field(pattern="^(read|write|admin)$")
+    experiment: Optional[str] = None
+    description: Optional[str] = None
+
+
+class NewToken(BaseModel):
+    token: dict[str, Any]
+    secret: str = Field(description="Shown once: only its hash is stored.")

@@ -1,0 +1,8 @@
+"""`mlkeep.sklearn.autolog()`: record every scikit-learn fit (see `mlkeep.integrations.sklearn`)."""
+
+from __future__ import annotations
+
+from mlkeep.integrations._common import AutologWarning
+from mlkeep.integrations.sklearn import Autolog, TrackedModel, autolog, tracked_model
+
+__all__ = ["autolog", "Autolog", "AutologWarning", "TrackedModel", "tracked_model"]

@@ -1,0 +1,110 @@
+"""Codecs alone: exactness, error bounds, pooling, parsing, and the queries they must keep."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from mlkeep.errors import CodecMismatchError, InvalidInputError
+from mlkeep.intermediates import parse_codec
+from mlkeep.intermediates.codecs import decode_chunk, encode_chunk, error_bound
+from mlkeep.intermediates.dedup import ApproxIndex
+from mlkeep.intermediates.layout import Layout, plan_layout, select_rows, touched
+from mlkeep.intermediates.queries import cka, knn, overlap, svcca, topk
+
+
+def _relu_block(seed: int = 0, rows: int = 300, cols: int = 40) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return np.maximum(rng.normal(size=(rows, cols)) * rng.uniform(0.1, 5, cols), 0).astype(np.float32)
+
+
+def test_exact_is_bit_exact_including_nan_and_negative_zero() -> None:
+    block = _relu_block()
+    block[0, 0], block[1, 1], block[2, 2] = np.nan, -0.0, np.inf
+    out = decode_chunk(encode_chunk(parse_codec("exact"), block))
+    assert out.tobytes() == block.tobytes()
+
+
+@pytest.mark.parametrize("spec", ["float16", "kbit", "kbit(4)", "kbit(12)", "kbit(8,quantile)"])
+def test_lossy_codecs_stay_within_their_error_bound(spec: str) -> None:
+    codec = parse_codec(spec)
+    block = _relu_block(1) - 0.5
+    out = decode_chunk(encode_chunk(codec, block))
+    assert out.shape == block.shape and out.dtype == np.float32
+    assert (np.abs(out - block) <= error_bound(codec, block) + 1e-7).all()
+
+
+def test_uniform_kbit_keeps_zeros_and_extremes_exact() -> None:
+    block = _relu_block(2)
+    out = decode_chunk(encode_chunk(parse_codec("kbit(8)"), block))
+    assert (out[block == 0] == 0).all()
+    np.testing.assert_allclose(out.max(0), block.max(0), rtol=1e-6)
+
+
+def test_threshold_is_the_binary_map() -> None:
+    block = _relu_block(3) - 0.2
+    out = decode_chunk(encode_chunk(parse_codec("threshold(0.1)"), block))
+    assert np.array_equal(out, (block > 0.1).astype(np.float32))
+
+
+def test_uniform_bins_keep_topk_where_quantile_bins_tie() -> None:
+    rng = np.random.default_rng(4)
+    block = np.maximum(rng.normal(size=(2000, 8)), 0).astype(np.float32) ** 2
+    exact = [topk(block[:, j], 20) for j in range(8)]
+    agree = {}
+    for spec in ("kbit(8)", "kbit(8,quantile)"):
+        out = decode_chunk(encode_chunk(parse_codec(spec), block))
+        agree[spec] = np.mean([overlap(topk(out[:, j], 20), exact[j]) for j in range(8)])
+    assert agree["kbit(8)"] >= 0.95
+    assert agree["kbit(8)"] >= agree["kbit(8,quantile)"]
+
+
+def test_kbit_keeps_knn_and_cka() -> None:
+    block = _relu_block(5, rows=400, cols=64)
+    out = decode_chunk(encode_chunk(parse_codec("kbit(8)"), block))
+    scores = [overlap(knn(out, out[r], 10, exclude=r)[0], knn(block, block[r], 10, exclude=r)[0]) for r in range(20)]
+    assert np.mean(scores) >= 0.9
+    assert abs(cka(out, block) - 1) < 1e-3 and svcca(out, block) > 0.99
+
+
+def test_pool_average_and_max_and_full() -> None:
+    x = np.arange(2 * 2 * 4 * 4, dtype=np.float32).reshape(2, 32)
+    avg = parse_codec("pool(2)").transform(x, (2, 4, 4))
+    assert avg.shape == (2, 8) and avg[0, 0] == np.mean([0, 1, 4, 5])
+    assert parse_codec("pool(2,max)+kbit").transform(x, (2, 4, 4))[0, 0] == 5
+    assert parse_codec("pool(full)").out_shape((2, 4, 4)) == (2, 1, 1)
+    with pytest.raises(CodecMismatchError, match="convolutional maps"):
+        parse_codec("pool(2)").out_shape((10,))
+    with pytest.raises(CodecMismatchError):
+        parse_codec("pool(8)").out_shape((2, 4, 4))
+
+
+@pytest.mark.parametrize("bad", ["", "zip", "kbit(0)", "kbit(8,log)", "pool(2)+pool(2)", "float16(3)", "kbit(x)"])
+def test_bad_codec_specs_are_refused(bad: str) -> None:
+    with pytest.raises(InvalidInputError):
+        parse_codec(bad)
+
+
+def test_codec_specs_print_back() -> None:
+    for spec in ("exact", "float16", "kbit(4)", "kbit(8,quantile)", "threshold(0.5)", "pool(2)+kbit(8)", "pool(full,max)+exact"):
+        assert str(parse_codec(spec)) == spec
+
+
+def test_layout_keeps_channels_together_and_selects_chunks() -> None:
+    layout = plan_layout(1000, (8, 4, 4), block_rows=256, chunk_bytes=256 * 4 * 40)
+    assert layout.chunk_cols % 16 == 0 and layout.n_blocks == 4
+    assert touched(layout, np.array([3]), None) == [(0, c) for c in range(layout.n_chunks)]
+    assert Layout.from_dict(layout.to_dict()) == layout
+    with pytest.raises(InvalidInputError, match="out of range"):
+        select_rows(layout, [1000])
+
+
+def test_minhash_lsh_finds_a_near_duplicate_within_tolerance_only() -> None:
+    block = _relu_block(6)
+    stored = {"a": block}
+    index = ApproxIndex(0.05, stored.__getitem__)
+    index.add("a", block)
+    near = block + np.random.default_rng(0).uniform(-0.01, 0.01, block.shape).astype(np.float32)
+    assert index.match(near) == "a"
+    assert index.match(block + 1.0) is None
+    assert index.match(_relu_block(7)) is None

@@ -1,0 +1,132 @@
+"""scikit-learn pipelines stage by stage; the cost model; the CLI."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from mlkeep.errors import LayerNotFoundError
+
+
+class _Result:
+    def __init__(self, result) -> None:  # type: ignore[no-untyped-def]
+        self.exit_code, self.stdout, self.stderr = result.exit_code, result.stdout, result.stderr
+
+    def json(self):  # type: ignore[no-untyped-def]
+        import json
+
+        return json.loads(self.stdout)
+
+
+def invoke(*args: str) -> _Result:
+    from typer.testing import CliRunner
+
+    from mlkeep.cli import app
+
+    return _Result(CliRunner().invoke(app, list(args), env={"COLUMNS": "200"}, catch_exceptions=False))
+
+
+def _stages(pipeline, X):  # type: ignore[no-untyped-def]
+    scaled = pipeline.named_steps["scale"].transform(X)
+    pca = pipeline.named_steps["pca"].transform(scaled)
+    return {"scale": scaled, "pca": pca, "clf": pipeline.named_steps["clf"].predict_proba(pca)}
+
+
+def test_every_stage_of_a_pipeline_is_captured_exactly(inter, pipeline, iris) -> None:  # type: ignore[no-untyped-def]
+    X, y = iris
+    got = inter.capture(pipeline, X, codec="exact", targets=y)
+    assert list(got) == ["scale", "pca", "clf"]
+    for stage, truth in _stages(pipeline, X).items():
+        assert np.array_equal(inter.get(got[stage], source="read"), truth.astype(np.float32))
+        assert np.array_equal(inter.get(got[stage], source="rerun"), truth.astype(np.float32))
+    stats = inter.stats(got["clf"])
+    assert stats.groupby("group")["mean"].idxmax().map(stats["column"]).tolist() == [0, 1, 2]
+
+
+def test_nested_union_and_column_transformer_stages(inter, iris) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.compose import ColumnTransformer
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import FeatureUnion, Pipeline
+    from sklearn.preprocessing import MinMaxScaler, StandardScaler
+
+    X, y = iris
+    cols = list(X.columns)
+    model = Pipeline([
+        ("ct", ColumnTransformer([("a", StandardScaler(), cols[:2]), ("b", MinMaxScaler(), cols[2:])])),
+        ("union", FeatureUnion([("pca", PCA(2)), ("id", StandardScaler())])),
+        ("clf", LogisticRegression(max_iter=300)),
+    ]).fit(X, y)
+    assert inter.layers(model) == ["ct/a", "ct/b", "ct", "union/pca", "union/id", "union", "clf"]
+    got = inter.capture(model, X, codec="float16", targets=y)
+    assert got["ct/b"].n_cols == 2 and got["union"].n_cols == 6
+    truth = model.named_steps["ct"].named_transformers_["b"].transform(X[cols[2:]])
+    assert np.allclose(inter.get(got["ct/b"], source="read"), truth, rtol=1e-3, atol=1e-3)
+    with pytest.raises(LayerNotFoundError, match="union/pca"):
+        inter.capture(model, X, layers=["union/svd"])
+
+
+def test_shared_stages_of_refitted_pipelines_are_stored_once(inter, iris) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris
+    first = second = None
+    for c in (0.1, 10.0):
+        model = Pipeline([("scale", StandardScaler()), ("pca", PCA(3)), ("clf", LogisticRegression(C=c))]).fit(X, y)
+        second, first = inter.capture(model, X, repo="iris-lr", targets=y), second
+    assert second["scale"].new_bytes == 0 and second["pca"].new_bytes == 0 and second["clf"].new_bytes > 0
+    assert inter.similarity(first["clf"], second["clf"]) > 0.5
+
+
+def test_cost_model_reads_recomputes_and_materializes(inter, pipeline, iris) -> None:  # type: ignore[no-untyped-def]
+    X, y = iris
+    got = inter.capture(pipeline, X, targets=y, store=False, codec="exact")
+    item = got["pca"]
+    assert item.status == "virtual" and item.manifest is None and item.stored_bytes > 0
+    inter.threshold = 1e12  # nothing is worth storing
+    values = inter.get(item)
+    assert inter.last_source == "rerun" and values.shape == (150, 3)
+    assert inter.info(item).status == "virtual" and inter.info(item).n_queries == 1
+    plan = {d.layer: d for d in inter.plan()}
+    assert plan["pca"].action == "keep" and plan["pca"].query_from == "rerun"
+    inter.threshold = 0.0  # everything is: the next query materializes it
+    assert np.array_equal(inter.get(item), values)
+    stored = inter.info(item)
+    assert stored.status == "stored" and stored.manifest is not None
+    assert np.array_equal(inter.get(item, source="read"), values)
+    dropped = {d.layer: d for d in inter.plan(1e12, apply=True)}
+    assert dropped["pca"].action == "drop" and inter.info(item).status == "virtual"
+    assert all(d.store for d in inter.plan(0.0, apply=True))
+    assert inter.info(item).status == "stored"
+
+
+def test_read_is_chosen_only_when_faster(inter, pipeline, iris) -> None:  # type: ignore[no-untyped-def]
+    from mlkeep.intermediates import costmodel, records
+
+    X, y = iris
+    item = inter.capture(pipeline, X, layers=["clf"], targets=y)["clf"]
+    costs = records.costs_of(item)
+    assert costmodel.source(costs, True, 150, item.stored_bytes) == ("read" if costs.t_read() < costs.t_rerun() else "rerun")
+    slow = costmodel.Costs(**{**costs.to_dict(), "read_rate": 10.0})  # 10 s per byte: never read
+    assert costmodel.source(slow, True, 150, item.stored_bytes) == "rerun"
+    assert costmodel.source(costs, False, 150, 0) == "rerun"
+    assert slow.gamma(5) < 0 < costs.gamma(5) * (costs.t_read() < costs.t_rerun())
+
+
+def test_cli_ls_show_query_plan(folder_store, pipeline, iris) -> None:  # type: ignore[no-untyped-def]
+    X, y = iris
+    got = folder_store.intermediates.capture(pipeline, X, targets=y, codec="exact")
+    store = ["--store", folder_store.uri]
+    listed = invoke(*store, "intermediates", "ls", "--json")
+    assert listed.exit_code == 0 and {i["layer"] for i in listed.json()} == {"scale", "pca", "clf"}
+    shown = invoke(*store, "intermediates", "show", got["pca"].id[:8])
+    assert shown.exit_code == 0 and "pca" in shown.stdout
+    top = invoke(*store, "intermediates", "query", got["clf"].id, "topk", "--neuron", "2", "-k", "3", "--json").json()
+    assert len(top["data"]) == 3
+    assert invoke(*store, "intermediates", "query", got["pca"].id, "get", "--rows", "0,1").exit_code == 0
+    bad = invoke(*store, "intermediates", "query", got["pca"].id, "get", "--rows", "150")
+    assert bad.exit_code == 1 and "out of range" in bad.stderr
+    plan = invoke(*store, "intermediates", "plan", "--json").json()
+    assert {p["action"] for p in plan} <= {"keep", "drop", "materialize"}
