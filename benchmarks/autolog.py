@@ -89,6 +89,8 @@ def main() -> None:
         logging.getLogger("mlflow").setLevel(logging.ERROR)
         mlflow = _mlflow
         mlflow.set_tracking_uri(f"sqlite:///{os.path.join(tmp, 'mlflow.db')}")
+        # artifacts into the temporary folder too (by default MLflow writes ./mlruns in the working directory)
+        mlflow.create_experiment("bench", artifact_location=os.path.join(tmp, "mlflow-artifacts"))
         mlflow.set_experiment("bench")
         with mlflow.start_run():
             mlflow.log_param("warmup", 1)

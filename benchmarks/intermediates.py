@@ -223,7 +223,7 @@ def pipelines_workload(store: Any, repeats: int, codec: str) -> None:
     X, y = load_digits(return_X_y=True)
     inter = store.intermediates
     common = [("var", VarianceThreshold()), ("scale", StandardScaler())]
-    pool = [("minmax", MinMaxScaler()), ("maxabs", MaxAbsScaler()), ("log", FunctionTransformer(np.log1p)),
+    pool = [("minmax", MinMaxScaler()), ("maxabs", MaxAbsScaler()), ("tanh", FunctionTransformer(np.tanh)),
             ("norm", Normalizer()), ("std2", StandardScaler())]
 
     def template(t: int, h: int) -> Pipeline:

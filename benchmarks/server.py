@@ -66,8 +66,14 @@ class Client:
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
         data = json.dumps(body).encode() if body is not None else None
-        self.conn.request(method, path, body=data, headers={"Content-Type": "application/json"} if data else {})
-        resp = self.conn.getresponse()
+        headers = {"Content-Type": "application/json"} if data else {}
+        try:
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
+        except (http.client.RemoteDisconnected, ConnectionError):  # the server closed an idle keep-alive
+            self.conn.close()
+            self.conn.request(method, path, body=data, headers=headers)
+            resp = self.conn.getresponse()
         raw = resp.read()
         if resp.status >= 400:
             raise RuntimeError(f"{method} {path}: {resp.status} {raw[:300]!r}")

@@ -31,7 +31,9 @@ from mlkeep.tracking.experiments import DEFAULT_EXPERIMENT
 
 if TYPE_CHECKING:
     from mlkeep.fsck import FsckReport
+    from mlkeep.gc import GcReport
     from mlkeep.tensors import TensorStore
+    from mlkeep.tracking.environment import EnvironmentDiff
     from mlkeep.versioning import Repository
 
 
@@ -207,6 +209,12 @@ class Store:
         from mlkeep.fsck import fsck
 
         return fsck(self, repair=repair)
+
+    def gc(self, *, dry_run: bool = False, grace_seconds: float = 3600.0) -> GcReport:
+        """Delete objects nothing reaches, older than the grace period; see `mlkeep.gc`."""
+        from mlkeep.gc import gc
+
+        return gc(self, dry_run=dry_run, grace_seconds=grace_seconds)
 
     # -- lineage, export ----------------------------------------------------------------
     def lineage(self, entity_id: str, direction: str = "up", depth: int | None = None) -> lineage.LineageGraph:

@@ -133,7 +133,7 @@ def fsck(
 
 def _register() -> None:
     # The domain modules add their commands to `app`; imported here, after `app` exists.
-    from mlkeep.cli import artifacts, entities, exchange, intermediates, lineage, repo, runs, server
+    from mlkeep.cli import artifacts, entities, exchange, gc, intermediates, lineage, repo, runs, server
 
     app.add_typer(runs.app, name="runs")
     app.add_typer(artifacts.app, name="artifacts")
@@ -144,6 +144,7 @@ def _register() -> None:
     lineage.register(app)
     exchange.register(app)
     server.register(app)
+    gc.register(app)
     app.add_typer(server.token_app, name="token")
 
 

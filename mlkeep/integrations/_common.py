@@ -118,7 +118,7 @@ def content_key(data: Any, targets: Any = None) -> str | None:
             return None
         array = np.ascontiguousarray(value)
         digest.update(f"{label}:{array.dtype.str}:{array.shape};".encode())
-        digest.update(memoryview(array).cast("B") if array.dtype.kind not in "US" else array.tobytes())
+        digest.update(memoryview(array).cast("B") if array.dtype.kind not in "US" else array.tobytes())  # type: ignore[arg-type]
     return digest.hexdigest()
 
 

@@ -251,7 +251,7 @@ def _install_subclass_hook(base: type) -> None:
         if previous is not None:
             previous.__get__(None, cls)(**kwargs)
         else:
-            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[misc]
+            super(base, cls).__init_subclass__(**kwargs)  # type: ignore[misc,arg-type]
         if _config is not None:
             _patch_class(cls)
 

@@ -5,18 +5,33 @@ committed transaction survives a killed process; only a power cut can lose the
 last ones), a long busy timeout, and enforced foreign keys. PostgreSQL needs
 none of that. The schema is created and upgraded by Alembic, never by
 `create_all`, so a store made today upgrades tomorrow.
+
+Many writers at once (see `begin`): on SQLite a write transaction starts
+with `BEGIN IMMEDIATE`, so it takes the write lock before it reads anything
+and waits for it in SQLite's busy handler; a transaction that started as a
+read and then tried to write would instead fail at once with "database is
+locked" whenever another writer committed in between, and could not be
+retried without re-running the caller's code. Taking the lock is retried
+with backoff (`WRITE_PATIENCE` seconds in all), so "database is locked" never
+reaches the user while the database is merely busy. Schema upgrades take the
+same lock (SQLite) or an advisory lock (PostgreSQL), so processes opening a
+new store at once upgrade it once.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import random
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, event, text
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
@@ -24,18 +39,78 @@ log = logging.getLogger(__name__)
 HEAD_REVISION = "0004"
 MIGRATIONS = Path(__file__).with_name("migrations")
 CACHE_KIB = 32 * 1024
+# How long a writer waits for the database in all (SQLite's busy handler, then
+# retries with backoff) before giving up; a busy database is not an error.
+WRITE_PATIENCE = float(os.environ.get("MLKEEP_DB_PATIENCE", "600"))
+BUSY_TIMEOUT_MS = 30000
+# Any fixed 64-bit key: the advisory lock that serializes schema upgrades on PostgreSQL.
+_UPGRADE_LOCK = 0x6D6C6B656570
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyped-def]
+    # The driver's own transaction handling is off: mlkeep's "begin" hook says
+    # BEGIN or BEGIN IMMEDIATE itself (see `_sqlite_begin`).
+    dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
-    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    # Switching a new database to WAL needs a moment of exclusive access; many
+    # processes opening one new store at once may find it busy.
+    _retry_busy(lambda: cur.execute("PRAGMA journal_mode=WAL"), "switch to WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
     cur.execute("PRAGMA foreign_keys=ON")
     # 32 MiB of page cache instead of 2: a flush of many series inserts all over
     # the metrics index, and a small cache spends most of its time evicting.
     cur.execute(f"PRAGMA cache_size=-{CACHE_KIB}")
     cur.close()
+
+
+def _sqlite_begin(conn: Connection) -> None:
+    """Start the transaction: IMMEDIATE (take the write lock now) for `Database.begin`."""
+    immediate = conn.get_execution_options().get("mlkeep_write", False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+
+def is_busy(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked"/"busy": another writer holds the lock, try again."""
+    orig = getattr(exc, "orig", exc)
+    text_ = str(orig).lower()
+    return type(orig).__name__ == "OperationalError" and ("locked" in text_ or "busy" in text_)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True when running the same transaction again may succeed.
+
+    SQLite busy or locked; PostgreSQL serialization failure (40001), deadlock
+    (40P01), lock not available (55P03); a connection lost (the server
+    restarting, `pool_pre_ping` reconnects).
+    """
+    if is_busy(exc):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    return code in ("40001", "40P01", "55P03")
+
+
+def _backoff(patience: float) -> Iterator[float]:
+    """Sleep times: exponential from 10 ms up to 1 s, with jitter, until `patience` is used up."""
+    deadline = time.monotonic() + patience
+    delay = 0.01
+    while time.monotonic() < deadline:
+        yield min(delay * (0.5 + random.random()), max(0.0, deadline - time.monotonic()))
+        delay = min(delay * 2, 1.0)
+
+
+def _retry_busy(fn: Callable[[], Any], what: str, patience: float | None = None) -> Any:
+    for pause in _backoff(WRITE_PATIENCE if patience is None else patience):
+        try:
+            return fn()
+        except Exception as exc:
+            if not is_busy(exc):
+                raise
+            log.warning("database busy (%s); retrying in %.2fs", what, pause)
+            time.sleep(pause)
+    return fn()
 
 
 class Database:
@@ -57,13 +132,59 @@ class Database:
 
     @contextmanager
     def begin(self) -> Iterator[Connection]:
-        """A connection inside one transaction: committed on exit, rolled back on error."""
+        """A connection inside one transaction: committed on exit, rolled back on error.
+
+        On SQLite the transaction holds the write lock from its first
+        statement (`BEGIN IMMEDIATE`); while another process holds it, this
+        waits (busy handler, then backoff) up to `WRITE_PATIENCE` seconds
+        instead of failing with "database is locked".
+        """
         if self._shared:
             with self._write_lock, self.engine.begin() as conn:
                 yield conn
             return
-        with self.engine.begin() as conn:
-            yield conn
+        conn = self._begin_writing()
+        with conn:
+            try:
+                yield conn
+            except BaseException:
+                conn.rollback()
+                raise
+            conn.commit()
+
+    def _begin_writing(self) -> Connection:
+        """A connection whose transaction has begun (retried while SQLite is busy)."""
+
+        def attempt() -> Connection:
+            conn = self.engine.connect().execution_options(mlkeep_write=True)
+            try:
+                conn.begin()
+            except BaseException:
+                conn.close()
+                raise
+            return conn
+
+        return _retry_busy(attempt, f"begin a write to {self.dialect}") if self.dialect == "sqlite" else attempt()
+
+    def run(self, work: Callable[[Connection], Any], *, patience: float | None = None) -> Any:
+        """`work(conn)` in one transaction, run again while it fails for a transient reason.
+
+        For work that may lose a race it cannot see coming: a PostgreSQL
+        deadlock or serialization failure, a connection dropped by a
+        restarting server, a busy SQLite. `work` must be safe to re-run (it
+        starts over on a fresh transaction). Other errors propagate at once.
+        """
+        for pause in _backoff(WRITE_PATIENCE if patience is None else patience):
+            try:
+                with self.begin() as conn:
+                    return work(conn)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                log.warning("transaction failed (%s); retrying in %.2fs", type(exc).__name__, pause)
+                time.sleep(pause)
+        with self.begin() as conn:
+            return work(conn)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
@@ -89,7 +210,11 @@ class Database:
 
         cfg = Config()
         cfg.set_main_option("script_location", str(MIGRATIONS))
-        with self.engine.begin() as conn:
+        # One upgrader at a time (others wait, then find the schema current):
+        # SQLite's write lock, PostgreSQL's advisory lock for this transaction.
+        with self.begin() as conn:
+            if self.dialect == "postgresql":
+                conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _UPGRADE_LOCK})
             cfg.attributes["connection"] = conn
             command.upgrade(cfg, "head")
 
@@ -191,6 +316,7 @@ def _make_engine(url: str) -> Engine:
             poolclass=StaticPool if memory else None,
         )
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "begin", _sqlite_begin)
         return engine
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url[len("postgresql://") :]

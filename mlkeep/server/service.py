@@ -23,6 +23,7 @@ from sqlalchemy import select
 
 from mlkeep.access import Principal, PermissionDeniedError
 from mlkeep.errors import InvalidInputError, NotFoundError, RunStateError
+from mlkeep.metadata.database import prepared
 from mlkeep.server.downsample import Series, downsample
 from mlkeep.tracking.entities import Dataset, Evaluation, Model, Prediction, Run, RunStatus
 
@@ -173,13 +174,28 @@ def metric_series(store: Store, principal: Principal, run_id: str, key: str, *, 
     check_run(store, principal, run_id)
     if max_points and max_points < 4:
         raise InvalidInputError("max_points must be 0 (every point) or at least 4.")
-    history = store.get_metric_history(run_id, key)
-    series = Series(
-        np.fromiter((m.step for m in history), dtype=np.int64, count=len(history)),
-        np.fromiter((m.value for m in history), dtype=np.float64, count=len(history)),
-        np.fromiter((m.timestamp for m in history), dtype=np.int64, count=len(history)),
-    ).window(min_step, max_step)
+    with store.db.connect() as conn:
+        cur = prepared(conn.dialect, _history).execute(conn, (run_id, key))
+        try:
+            rows = cur.fetchall()
+        finally:
+            cur.close()
+    # Columns straight from the cursor: a Metric object per point costs ~10x more at 100,000 points.
+    table = np.array(rows, dtype=np.float64).reshape(-1, 3)
+    series = Series(table[:, 0].astype(np.int64), table[:, 1], table[:, 2].astype(np.int64)).window(min_step, max_step)
     return downsample(series, max_points), len(series)
+
+
+def _history(dialect: str) -> tuple[Any, Sequence[str]]:
+    """The points of one series as (step, value or NULL for NaN, timestamp), in `get_metric_history`'s order."""
+    from sqlalchemy import bindparam
+
+    from mlkeep.metadata.tables import metrics
+
+    c = metrics.c
+    stmt = (select(c.step, c.value, c.timestamp).where(c.run_id == bindparam("run_id"), c.key == bindparam("key"))
+            .order_by(c.step, c.timestamp, c.seq))
+    return stmt, ("run_id", "key")
 
 
 # -- artifacts --------------------------------------------------------------------------------------

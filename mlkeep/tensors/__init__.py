@@ -12,11 +12,12 @@ cache), `store` (the API), `pytorch` (state_dict adapter; imports torch lazily).
 from mlkeep.tensors.dtypes import RawTensor, TensorLike, supported_dtypes
 from mlkeep.tensors.manifest import ChunkRef, TensorManifest
 from mlkeep.tensors.planner import StoragePolicy
-from mlkeep.tensors.store import TensorInfo, TensorStore, TreeId, TreeInfo, VerifyReport, WriteStats
+from mlkeep.tensors.store import RecipeTree, TensorInfo, TensorStore, TreeId, TreeInfo, VerifyReport, WriteStats
 
 __all__ = [
     "ChunkRef",
     "RawTensor",
+    "RecipeTree",
     "StoragePolicy",
     "TensorInfo",
     "TensorLike",

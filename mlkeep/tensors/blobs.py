@@ -75,10 +75,22 @@ class ChunkObjects:
         Concurrent writers of the same object are harmless: each writes a
         temporary file and renames it over the same name with the same bytes.
         """
-        if self.objects.exists(oid):
-            return False
-        self.objects._write(oid, compressed)  # the store's own temp-file-and-rename write
-        return True
+        return self.objects.put_compressed(oid, compressed)
+
+    def header(self, oid: str) -> bytes:
+        """The first bytes of an object's content (enough for a chunk header), without decoding the rest."""
+        import io
+
+        from mlkeep.tensors.codecs import HEADER_SIZE
+
+        try:
+            raw = self.objects.fs.cat_file(self.objects.path(oid))
+        except FileNotFoundError:
+            raise NotFoundError(f"Chunk object {oid} is not in the object store at {self.objects.root}.") from None
+        try:
+            return _zstd().ZstdDecompressor().stream_reader(io.BytesIO(raw)).read(HEADER_SIZE)  # type: ignore[no-any-return]
+        except Exception as exc:
+            raise CorruptObjectError(f"Chunk object {oid} cannot be decompressed: {exc}. Run `mlkeep fsck`.") from exc
 
     def read(self, oid: str) -> bytes:
         """An object's content, decompressed; the caller verifies what it decodes from it."""

@@ -33,6 +33,10 @@ FULL = "full"
 XOR = "xor"
 SUB = "sub"
 ENCODINGS = (FULL, XOR, SUB)
+# Not an encoding of bytes: a chunk left unstored because the commit's training
+# provenance recreates it (its manifest entry has no object; `base` names the
+# stored chunk the re-run starts from, so later versions can delta against it).
+RECIPE = "recipe"
 _CODE = {FULL: 0, XOR: 1, SUB: 2}
 _NAME = {v: k for k, v in _CODE.items()}
 _SIGNED = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
@@ -67,6 +71,16 @@ def read_header(data: bytes | memoryview) -> ChunkHeader:
         raise CorruptObjectError("Encoded chunk has a malformed header.")
     if (_NAME[code] == FULL) != (base == _NO_BASE):
         raise CorruptObjectError("Encoded chunk's base does not fit its encoding.")
+    return ChunkHeader(_NAME[code], width, nbytes, raw.hex(), None if base == _NO_BASE else base.hex())
+
+
+def read_header_prefix(data: bytes | memoryview) -> ChunkHeader:
+    """Parse a chunk header from the first `HEADER_SIZE` bytes of an object (the rest unread)."""
+    if len(data) < HEADER_SIZE:
+        raise CorruptObjectError("Encoded chunk is shorter than its header.")
+    magic, code, width, _flags, nbytes, raw, base = _HEADER.unpack_from(data)
+    if magic != MAGIC or code not in _NAME or width not in (1, 2, 4, 8):
+        raise CorruptObjectError("Encoded chunk has a malformed header.")
     return ChunkHeader(_NAME[code], width, nbytes, raw.hex(), None if base == _NO_BASE else base.hex())
 
 

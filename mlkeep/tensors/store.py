@@ -99,6 +99,20 @@ class VerifyReport:
     nbytes: int
 
 
+@dataclass(frozen=True)
+class RecipeTree:
+    """A tree whose changed chunks are left unstored (see `TensorStore.put_recipe_tree`).
+
+    `changed_bytes` are the raw bytes of those chunks; `estimated_bytes` what
+    storing them as the planner would (full or delta) would have cost.
+    """
+
+    tree_id: str
+    changed_bytes: int
+    estimated_bytes: float
+    decoded_bytes: int
+
+
 @dataclass
 class _Job:
     """One tensor being written."""
@@ -141,6 +155,7 @@ class TensorStore:
         self._stats: Counter[str] = Counter()
         self._encodings: Counter[str] = Counter()
         self._tree_cache: OrderedDict[str, Tree] = OrderedDict()
+        self._bases: dict[str, str | None] = {}  # object id -> delta base its header names
 
     # ---------------------------------------------------------------- writing
 
@@ -160,7 +175,7 @@ class TensorStore:
         policy = policy or self.policy
         parent = self.manifests(parent_tree) if parent_tree else {}
         jobs = [self._job(name, tensor, parent.get(name), policy) for name, tensor in _checked(tensors)]
-        known = {ref.id: ref for m in parent.values() for ref in m.chunks}
+        known = {ref.id: ref for m in parent.values() for ref in m.chunks if ref.encoding != codecs.RECIPE}
         self._hash_all(jobs)
         changed = self._reuse(jobs, known)
         limit = chain_limit(
@@ -181,7 +196,7 @@ class TensorStore:
         parents: list[ChunkRef | None] = []
         for i, (start, stop) in enumerate(cuts):
             ref = parent.chunks[i] if same_kind and parent and i < len(parent.chunks) else None
-            parents.append(ref if ref is not None and ref.nbytes == stop - start else None)
+            parents.append(_source(ref) if ref is not None and ref.nbytes == stop - start else None)
         return _Job(name, dtype, shape, data, size, cuts, parents)
 
     def _hash_all(self, jobs: list[_Job]) -> None:
@@ -196,7 +211,7 @@ class TensorStore:
     def _identify(self, data: np.ndarray, parent: ChunkRef | None) -> str:
         """A chunk's id. When the parent's chunk is cached, comparing bytes (about ten times
         faster than SHA-256) settles the common case of an unchanged chunk."""
-        if parent is not None:
+        if parent is not None and parent.id:
             cached = self.blobs.cached(parent.obj)
             if cached is not None and _equal(cached, data):
                 return parent.id  # cached bytes are verified: they are the chunk `parent.id` names
@@ -236,10 +251,61 @@ class TensorStore:
         for job in jobs:
             job.refs = [ref if ref is not None else done[cid] for ref, cid in zip(job.refs, job.ids)]
 
-    def _encode_chunk(
+    def put_recipe_tree(
+        self,
+        tensors: Mapping[str, TensorLike],
+        parent_tree: TreeId | None = None,
+        policy: StoragePolicy | None = None,
+    ) -> RecipeTree:
+        """Store a tree whose chunks that differ from `parent_tree` are *not* stored.
+
+        For a commit whose training provenance recreates its weights: chunks
+        the parent holds are reused as usual; every other chunk is recorded by
+        its hash only (encoding `recipe`, no object), so a re-run can be
+        verified against it bit for bit. Its `base` names the parent's stored
+        chunk at the same place, which later versions may delta against.
+        Also returns what storing those chunks would have cost, for the planner.
+        """
+        policy = policy or self.policy
+        parent = self.manifests(parent_tree) if parent_tree else {}
+        jobs = [self._job(name, tensor, parent.get(name), policy) for name, tensor in _checked(tensors)]
+        known = {ref.id: ref for m in parent.values() for ref in m.chunks if ref.encoding != codecs.RECIPE}
+        self._hash_all(jobs)
+        changed = self._reuse(jobs, known)
+        limit = chain_limit(
+            policy,
+            [r for job in jobs for r in job.refs if r is not None],
+            [(len(raw_span), base) for _, _, raw_span, base in changed.values()],
+        )
+        width = {job.name: plane_width(job.dtype) for job in jobs}
+        pool = self._executor()
+        futures = {
+            cid: pool.submit(self._plan_chunk, cid, raw, base, width[job.name], limit, policy)
+            for cid, (job, _, raw, base) in changed.items()
+        }
+        estimated, decoded = 0.0, 0
+        done: dict[str, ChunkRef] = {}
+        for cid, f in futures.items():
+            options, _, _, candidates, k = f.result()
+            estimated += candidates[k].estimate
+            decoded += len(changed[cid][2]) * (candidates[k].depth + 1)
+            src = changed[cid][3]
+            n = len(changed[cid][2])
+            done[cid] = (
+                ChunkRef(cid, "", codecs.RECIPE, src.obj, src.root, src.depth, 0, n)
+                if src is not None else ChunkRef(cid, "", codecs.RECIPE, None, "", 0, 0, n)
+            )  # fmt: skip
+        for job in jobs:
+            job.refs = [ref if ref is not None else done[cid] for ref, cid in zip(job.refs, job.ids)]
+        kept = sum(r.nbytes * (r.depth + 1) for job in jobs for r in job.refs if r.encoding != codecs.RECIPE)
+        tree_id = self._put_meta(Tree.of({job.name: self._manifest(job) for job in jobs}).to_bytes())
+        self._count(trees=1, tensors=len(jobs))
+        return RecipeTree(tree_id, sum(len(v[2]) for v in changed.values()), estimated, kept + decoded)
+
+    def _plan_chunk(
         self, cid: str, raw: np.ndarray, parent: ChunkRef | None, width: int, limit: int, policy: StoragePolicy
-    ) -> tuple[ChunkRef, Future[None]]:
-        """Choose the cheapest encoding of one changed chunk; hand its write to the I/O pool."""
+    ) -> tuple[list[tuple[str, str | None, str | None, int]], dict[str, np.ndarray], dict[int, tuple[np.ndarray, bytes]], list[Candidate], int]:
+        """The candidate encodings of one changed chunk, their estimated sizes, and the index of the cheapest."""
         n = len(raw)
         options: list[tuple[str, str | None, str | None, int]] = [(codecs.FULL, None, None, 0)]
         bases: dict[str, np.ndarray] = {}
@@ -265,7 +331,14 @@ class TensorStore:
                 estimate = _estimate(enc, raw, base_raw, width, sample, policy.level) * n
             candidates.append(Candidate(enc, base, depth, estimate))
         best = choose(policy, candidates, n, limit)
-        k = candidates.index(best)
+        return options, bases, encoded, candidates, candidates.index(best)
+
+    def _encode_chunk(
+        self, cid: str, raw: np.ndarray, parent: ChunkRef | None, width: int, limit: int, policy: StoragePolicy
+    ) -> tuple[ChunkRef, Future[None]]:
+        """Choose the cheapest encoding of one changed chunk; hand its write to the I/O pool."""
+        n = len(raw)
+        options, bases, encoded, _, k = self._plan_chunk(cid, raw, parent, width, limit, policy)
         enc, base, root, depth = options[k]
         if k in encoded:
             logical, packed = encoded[k]
@@ -308,6 +381,8 @@ class TensorStore:
         `CorruptObjectError` when any byte does not match its hash.
         """
         manifests = self.manifests(tree_id)
+        for name, m in manifests.items():
+            _stored(tree_id, name, m)
         buffers = {name: np.empty(m.nbytes, dtype=np.uint8) for name, m in manifests.items()}
         futures = [
             self._executor().submit(self._decode_ref, ref, buffers[name][a : a + ref.nbytes], True, None)
@@ -323,7 +398,7 @@ class TensorStore:
         tree = self.manifests(tree_id)
         if name not in tree:
             raise NotFoundError(f"Tree {tree_id} has no tensor named {name!r}.")
-        m = tree[name]
+        m = _stored(tree_id, name, tree[name])
         buf = np.empty(m.nbytes, dtype=np.uint8)
         futures = [
             self._executor().submit(self._decode_ref, ref, buf[a : a + ref.nbytes], True, None)
@@ -338,7 +413,7 @@ class TensorStore:
         infos: dict[str, TensorInfo] = {}
         distinct: dict[str, int] = {}
         for name, m in self._tree(tree_id).entries:
-            distinct.update((c.obj, c.stored) for c in m.chunks)
+            distinct.update((c.obj, c.stored) for c in m.chunks if c.obj)
             infos[name] = TensorInfo(
                 name, m.dtype, m.shape, m.nbytes, m.stored, len(m.chunks),
                 dict(Counter(c.encoding for c in m.chunks)),
@@ -352,12 +427,80 @@ class TensorStore:
             dict(encodings), max((i.max_depth for i in infos.values()), default=0),
         )  # fmt: skip
 
+    def is_recipe(self, tree_id: TreeId) -> bool:
+        """True when some chunks of the tree are not stored (a training provenance recreates them)."""
+        return any(c.encoding == codecs.RECIPE for _, m in self._tree(tree_id).entries for c in m.chunks)
+
+    def mismatches(self, tree_id: TreeId, tensors: Mapping[str, TensorLike]) -> list[str]:
+        """Names of tensors that differ from the tree (bit for bit, by chunk hashes), missing or extra.
+
+        An empty list means `tensors` are exactly the tree's tensors: every
+        chunk hashes to the id its manifest records, which is how the weights
+        a training provenance recreates are verified before they are returned.
+        """
+        manifests = self.manifests(tree_id)
+        bad = sorted(set(manifests) ^ set(tensors))
+        pool = self._executor()
+        futures: dict[str, list[Future[str]]] = {}
+        for name, m in manifests.items():
+            if name not in tensors:
+                continue
+            dtype, shape, data = as_bytes(tensors[name])
+            if dtype != m.dtype or shape != m.shape or len(data) != m.nbytes:
+                bad.append(name)
+                continue
+            futures[name] = [pool.submit(chunk_id, data[a : a + ref.nbytes]) for ref, a in zip(m.chunks, _offsets(m))]
+        for name, fs in futures.items():
+            ids = [f.result() for f in fs]
+            if ids != [c.id for c in manifests[name].chunks] or tensor_digest(ids) != manifests[name].digest:
+                bad.append(name)
+        return sorted(set(bad))
+
+    def tree_objects(self, tree_id: TreeId) -> set[str]:
+        """Every object the tree needs: itself, its chunk objects, and each delta base down to its root.
+
+        Bases between a chunk's direct base and its chain root are named only
+        in the headers of the objects above them, so those headers are read
+        (once per process); `gc` keeps all of these.
+        """
+        needed = {tree_id}
+        for _, m in self._tree(tree_id).entries:
+            for c in m.chunks:
+                needed.update(oid for oid in (c.obj, c.base, c.root) if oid)
+                if c.depth >= 2 and c.base:
+                    needed.update(self._chain(c.base))
+        return needed
+
+    def _chain(self, oid: str) -> list[str]:
+        """The objects of a delta chain from `oid` down to its full root, by their headers."""
+        out = []
+        seen = 0
+        current: str | None = oid
+        while current is not None and seen <= _MAX_CHAIN_GUARD:
+            out.append(current)
+            with self._lock:
+                known = self._bases.get(current, False)
+            if known is False:
+                header = codecs.read_header_prefix(self.blobs.header(current))
+                known = header.base
+                with self._lock:
+                    self._bases[current] = known
+            current = known  # type: ignore[assignment]
+            seen += 1
+        return out
+
     def verify(self, tree_id: TreeId) -> VerifyReport:
-        """Re-read every object the tree needs, bypassing caches; raise `CorruptObjectError` on the first fault."""
+        """Re-read every object the tree needs, bypassing caches; raise `CorruptObjectError` on the first fault.
+
+        Chunks left to a training provenance (encoding `recipe`) have no object
+        and are skipped; the repository verifies them when it recreates them.
+        """
         manifests = self.manifests(tree_id)
         touched: set[str] = set()
         chunks = 0
         for name, m in manifests.items():
+            if any(c.encoding == codecs.RECIPE for c in m.chunks):
+                continue
             buf = np.empty(m.nbytes, dtype=np.uint8)
             for ref, a in zip(m.chunks, _offsets(m)):
                 self._decode_ref(ref, buf[a : a + ref.nbytes], False, touched)
@@ -465,6 +608,26 @@ class TensorStore:
         if len(raw) != nbytes:
             raise CorruptObjectError(f"Base object {oid} holds {len(raw)} bytes, expected {nbytes}.")
         return raw
+
+
+def _source(ref: ChunkRef) -> ChunkRef | None:
+    """What a new chunk may delta against at a parent's place: the parent's chunk, or, when
+    that chunk is left to a provenance re-run (no object), the stored chunk the re-run started from.
+    The stand-in has no id, so it is never mistaken for the new chunk itself."""
+    if ref.encoding != codecs.RECIPE:
+        return ref
+    if not ref.base:
+        return None
+    return ChunkRef("", ref.base, "base", None, ref.root, ref.depth, 0, ref.nbytes)
+
+
+def _stored(tree_id: str, name: str, m: TensorManifest) -> TensorManifest:
+    if any(c.encoding == codecs.RECIPE for c in m.chunks):
+        raise NotFoundError(
+            f"Tensor {name!r} of tree {tree_id[:12]} is not stored: its commit's training provenance "
+            "recreates it. Check it out through its repository."
+        )
+    return m
 
 
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:

@@ -33,11 +33,14 @@ class Commit:
     environment: dict[str, str] = field(default_factory=dict)
     extra: dict[str, str] = field(default_factory=dict)  # e.g. the sklearn skeleton object
     order: tuple[str, ...] = ()  # tensor names as the model lists them (trees are sorted)
+    provenance: dict[str, Any] | None = None  # how it was trained (see `versioning.provenance`), if recorded
     id: str = field(default="", compare=False)  # the hash of the other fields, set once stored
 
     def to_bytes(self) -> bytes:
         content = asdict(self)
         del content["id"]
+        if content["provenance"] is None:
+            del content["provenance"]  # commits without provenance keep the ids they always had
         return json.dumps(content, sort_keys=True, separators=(",", ":")).encode()
 
     @classmethod

@@ -13,8 +13,13 @@ from typing import Any
 
 import numpy as np
 
-from mlkeep.tensors import RawTensor, TensorStore
+from typing import TYPE_CHECKING
+
+from mlkeep.tensors import RawTensor
 from mlkeep.versioning.commit import Commit
+
+if TYPE_CHECKING:
+    from mlkeep.versioning.repository import Repository
 
 
 @dataclass(frozen=True)
@@ -46,8 +51,9 @@ class CommitDiff:
         return asdict(self)
 
 
-def diff_commits(tensors: TensorStore, a: Commit, b: Commit) -> CommitDiff:
-    ma, mb = tensors.manifests(a.tree), tensors.manifests(b.tree)
+def diff_commits(repo: Repository, a: Commit, b: Commit) -> CommitDiff:
+    """Compare two commits; only tensors whose digests differ are read (or re-made, for provenance commits)."""
+    ma, mb = repo.tensors.manifests(a.tree), repo.tensors.manifests(b.tree)
     changes: list[TensorChange] = []
     unchanged = 0
     for name in sorted(set(ma) | set(mb)):
@@ -61,7 +67,7 @@ def diff_commits(tensors: TensorStore, a: Commit, b: Commit) -> CommitDiff:
             status = "reshaped" if tuple(x.shape) != tuple(y.shape) else "retyped"
             changes.append(TensorChange(name, status, tuple(x.shape), tuple(y.shape)))
         else:
-            changes.append(_measure(name, tensors.get_tensor(a.tree, name), tensors.get_tensor(b.tree, name)))
+            changes.append(_measure(name, repo.tensor_of(a, name), repo.tensor_of(b, name)))
     return CommitDiff(
         a=a.id, b=b.id, tensors=changes, unchanged=unchanged,
         hyperparameters=_dict_diff(a.hyperparameters, b.hyperparameters),

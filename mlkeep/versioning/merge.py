@@ -72,23 +72,38 @@ def merge(
             f"{' ...' if len(conflicts) > 10 else ''}. Merge again with strategy 'ours', 'theirs' or 'average'.",
             conflicts,
         )
-    stored = repo.tensors.get_tree(a.tree)
+    if strategy == "average":
+        _check_averageable(repo, a, b, [n for n in conflicts if n in da and n in db_])
+    stored = repo.tensors_of(a)
     merged: dict[str, Any] = {name: stored[name] for name in a.order if name in stored} | stored
     for name in take_b + (conflicts if strategy == "theirs" else []):
         if name in db_:
-            merged[name] = repo.tensors.get_tensor(b.tree, name)
+            merged[name] = repo.tensor_of(b, name)
         else:
             merged.pop(name, None)
     if strategy == "average":
         for name in conflicts:
             if name in da and name in db_:
-                merged[name] = _average(merged[name], repo.tensors.get_tensor(b.tree, name))
+                merged[name] = _average(merged[name], repo.tensor_of(b, name))
     skeleton = repo.objects.get_bytes(a.extra["skeleton"]) if "skeleton" in a.extra else None
     snap = Snapshot(a.kind, merged, a.architecture, a.hyperparameters, skeleton)
     head = repo.branches().get(branch) if branch else None
     text = message or f"Merge {theirs} into {ours} ({strategy}: {len(take_b)} taken, {len(conflicts)} conflicting)"
     return repo.write_snapshot(snap, text, branch, head, [a.id, b.id], a.run_id, sorted(set(a.datasets) | set(b.datasets)),
                        dict(a.code), None)
+
+
+def _check_averageable(repo: Repository, a: Commit, b: Commit, names: list[str]) -> None:
+    """`MergeConflictError` (nothing written) when tensors both sides changed differ in shape or dtype."""
+    ma, mb = repo.tensors.manifests(a.tree), repo.tensors.manifests(b.tree)
+    bad = [n for n in names if (tuple(ma[n].shape), ma[n].dtype) != (tuple(mb[n].shape), mb[n].dtype)]
+    if bad:
+        detail = ", ".join(f"{n} {tuple(ma[n].shape)} {ma[n].dtype} vs {tuple(mb[n].shape)} {mb[n].dtype}" for n in bad[:5])
+        raise MergeConflictError(
+            f"Cannot average {len(bad)} tensor(s) whose shapes or dtypes differ: {detail}. "
+            "Merge with strategy 'ours' or 'theirs'.",
+            bad,
+        )
 
 
 def _digests(repo: Repository, commit: Commit) -> dict[str, str]:

@@ -4,12 +4,18 @@ Weights go to the tensor store (deduplicated and delta-compressed against the
 first parent), the commit object to the object store, and an index row plus
 the branch move to the metadata database in one transaction. Diff and merge
 live in their own modules; this one owns the history.
+
+A commit may carry a training provenance (`versioning.provenance`). Then the
+weights are re-made once at commit time; if the re-run reproduces them bit
+for bit, the version planner (`versioning.plan`) may keep only the recipe, and
+a checkout re-runs it and verifies the result against the commit's hash tree.
 """
 
 from __future__ import annotations
 
 import getpass
 import json
+import logging
 import os
 import re
 from collections.abc import Sequence
@@ -18,19 +24,23 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mlkeep.errors import InvalidInputError, NotFoundError
+from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.metadata import Database
 from mlkeep.metadata.tables import commits, repositories
 from mlkeep.objects import ObjectStore
-from mlkeep.tensors import StoragePolicy, TensorStore
+from mlkeep.tensors import StoragePolicy, TensorLike, TensorStore
 from mlkeep.tracking.lineage import add_links
 from mlkeep.versioning import refs
 from mlkeep.versioning.commit import Commit, read_commit, write_commit
+from mlkeep.versioning.plan import PlanEntry, RecoveryPolicy, choose, decoded_bytes, entry
+from mlkeep.versioning.provenance import Provenance, RecoveryError, capture, environment_differences
 from mlkeep.versioning.snapshot import Snapshot, restore, snapshot
 
 if TYPE_CHECKING:
     from mlkeep.versioning.diff import CommitDiff
+
+log = logging.getLogger(__name__)
 
 _ANCESTRY = re.compile(r"^(?P<base>.+?)(?P<ops>(?:~\d*|\^\d*)*)$")
 
@@ -42,6 +52,7 @@ class Repository:
         if not isinstance(name, str) or not name.strip() or len(name) > 250:
             raise InvalidInputError("A repository name must be a non-empty string of at most 250 characters.")
         self.db, self.objects, self.tensors, self.name = db, objects, tensors, name
+        self._recovered: tuple[str, dict[str, TensorLike]] | None = None  # last commit re-made by provenance
 
     # ---------------------------------------------------------------- writing
     def commit(
@@ -55,18 +66,28 @@ class Repository:
         datasets: Sequence[Any] = (),
         code: dict[str, str] | None = None,
         policy: StoragePolicy | None = None,
+        provenance: Provenance | None = None,
+        recovery: RecoveryPolicy | None = None,
     ) -> Commit:
         """Snapshot `model` (torch module or state_dict, estimator, safetensors file) onto `branch`.
 
         The parent defaults to the branch head; the head moves by compare-and-swap,
         so a concurrent commit to the same branch raises `ConflictError` instead of
         being lost. The new commit is returned with its `id`.
+
+        With `provenance`, the training function is re-run from the parent at
+        commit time (unless `recovery.provenance == "never"`); when it reproduces
+        the weights bit for bit, `recovery` (a `RecoveryPolicy`) decides whether
+        to keep only the recipe. The provenance is recorded either way.
         """
         refs.check_ref_name(branch)
+        if provenance is not None and not isinstance(provenance, Provenance):
+            raise InvalidInputError("provenance must be a mlkeep.versioning.Provenance.")
         snap = snapshot(model)
         head = self._head(branch)
         parent_ids = [self.resolve(p) for p in parents] if parents is not None else ([head] if head else [])
-        return self.write_snapshot(snap, message, branch, head, parent_ids, run, datasets, code, policy)
+        return self.write_snapshot(snap, message, branch, head, parent_ids, run, datasets, code, policy,
+                                   provenance=provenance, recovery=recovery)
 
     def branch(self, name: str, at: str = "main") -> str:
         """Create branch `name` at `at`; returns the commit id. `ConflictError` if it exists."""
@@ -137,7 +158,7 @@ class Repository:
         arrays otherwise. A corrupt blob raises `CorruptObjectError`.
         """
         commit = self.get(ref)
-        stored = self.tensors.get_tree(commit.tree)
+        stored = self.tensors_of(commit)
         tensors = {name: stored[name] for name in commit.order if name in stored} | stored
         skeleton = self.objects.get_bytes(commit.extra["skeleton"]) if "skeleton" in commit.extra else None
         model = restore(commit.kind, tensors, skeleton)
@@ -160,7 +181,7 @@ class Repository:
         """Tensors added, removed, reshaped or changed (with how much), and metadata differences."""
         from mlkeep.versioning.diff import diff_commits
 
-        return diff_commits(self.tensors, self.get(a), self.get(b))
+        return diff_commits(self, self.get(a), self.get(b))
 
     def merge(self, ours: str, theirs: str, *, strategy: str = "fail", message: str | None = None,
               branch: str | None = None) -> Commit:
@@ -169,7 +190,95 @@ class Repository:
 
         return merge(self, ours, theirs, strategy=strategy, message=message, branch=branch)
 
+    def plan(self, ref: str = "main", recovery: RecoveryPolicy | None = None, limit: int | None = None) -> list[PlanEntry]:
+        """How each commit reachable from `ref` keeps its weights: full, delta or provenance,
+        with its new bytes, estimated recovery time and chain depth (newest first)."""
+        from mlkeep.versioning.plan import plan
+
+        return plan(self, ref, recovery, limit)
+
+    def tensors_of(self, commit: Commit) -> dict[str, TensorLike]:
+        """A commit's tensors, bit for bit: read from the tensor store, or re-made by its provenance and verified."""
+        if not self.tensors.is_recipe(commit.tree):
+            return self.tensors.get_tree(commit.tree)
+        if self._recovered is not None and self._recovered[0] == commit.id:
+            return dict(self._recovered[1])
+        tensors = self._recover(commit)
+        self._recovered = (commit.id, tensors)
+        return dict(tensors)
+
+    def tensor_of(self, commit: Commit, name: str) -> TensorLike:
+        """One tensor of a commit (re-made through its provenance only when it is not stored)."""
+        manifests = self.tensors.manifests(commit.tree)
+        if name in manifests and all(c.obj for c in manifests[name].chunks):
+            return self.tensors.get_tensor(commit.tree, name)
+        tensors = self.tensors_of(commit)
+        if name not in tensors:
+            raise NotFoundError(f"Commit {commit.id[:12]} has no tensor named {name!r}.")
+        return tensors[name]
+
     # ---------------------------------------------------------------- internals
+    def _recover(self, commit: Commit) -> dict[str, TensorLike]:
+        """Re-run the commit's training provenance from its parent and verify the result bit for bit."""
+        if not commit.provenance:
+            raise CorruptObjectError(f"Commit {commit.id[:12]} keeps no weights and records no provenance to re-make them.")
+        prov = Provenance.from_dict(commit.provenance)
+        parent = self.checkout(prov.parent) if prov.parent else None
+        try:
+            out = prov.run(parent)
+            again = snapshot(out)
+        except RecoveryError:
+            raise
+        except Exception as exc:
+            raise RecoveryError(f"Re-running {prov.fn} to recover commit {commit.id[:12]} failed: {exc}") from exc
+        bad = self.tensors.mismatches(commit.tree, again.tensors)
+        skeleton = commit.extra.get("skeleton")
+        if skeleton and (again.skeleton is None or self.objects.put_bytes(again.skeleton) != skeleton):
+            bad.append("(estimator skeleton)")
+        if bad:
+            hint = environment_differences(prov)
+            raise RecoveryError(
+                f"Re-running {prov.fn} did not reproduce commit {commit.id[:12]}: {len(bad)} tensor(s) differ "
+                f"({', '.join(bad[:5])}{' ...' if len(bad) > 5 else ''})"
+                + (f"; environment changed: {'; '.join(hint)}" if hint else "") + ". No weights were returned.",
+                bad,
+            )
+        return again.tensors
+
+    def _store_weights(
+        self, snap: Snapshot, parent: Commit | None, policy: StoragePolicy | None, provenance: Provenance | None,
+        recovery: RecoveryPolicy | None,
+    ) -> tuple[str, dict[str, Any] | None]:
+        """Write the weights as chunks or, when the planner prefers it, as a verified recipe."""
+        parent_tree = parent.tree if parent else None
+        if provenance is None:
+            return self.tensors.put_tree(snap.tensors, parent_tree, policy), None
+        rp = recovery or RecoveryPolicy()
+        prov = capture(provenance, parent.id if parent else None)
+        doc: dict[str, Any] = prov.to_dict() | {"verified": False, "rerun_seconds": None}
+        memo: dict[str, PlanEntry] = {}
+        up = entry(self, parent, rp, memo) if parent else None
+        reruns = (up.reruns if up else 0) + 1
+        if rp.provenance == "never" or reruns > rp.max_reruns:
+            return self.tensors.put_tree(snap.tensors, parent_tree, policy), doc
+        try:
+            out, seconds = prov.timed_run(self.checkout(parent.id) if parent else None)
+            again = snapshot(out)
+        except Exception as exc:  # a training function that fails is recorded, never fatal to the commit
+            log.warning("verification re-run of %s failed: %s; storing the weights", prov.fn, exc)
+            return self.tensors.put_tree(snap.tensors, parent_tree, policy), doc
+        same = _same_snapshot(snap, again)
+        doc.update(verified=same, rerun_seconds=round(seconds, 6))
+        if not same:
+            log.info("re-running %s did not reproduce the weights bit for bit; storing them", prov.fn)
+            return self.tensors.put_tree(snap.tensors, parent_tree, policy), doc
+        recipe = self.tensors.put_recipe_tree(snap.tensors, parent_tree, policy)
+        rerun_total = seconds + (up.recovery_seconds if up else 0.0)
+        stored_seconds = recipe.decoded_bytes / rp.decode_bytes_per_second
+        if choose(rp, recipe.estimated_bytes, stored_seconds, rerun_total, reruns) == "provenance":
+            return recipe.tree_id, doc
+        return self.tensors.put_tree(snap.tensors, parent_tree, policy), doc
+
     def write_snapshot(
         self,
         snap: Snapshot,
@@ -181,12 +290,17 @@ class Repository:
         datasets: Sequence[Any],
         code: dict[str, str] | None,
         policy: StoragePolicy | None,
+        *,
+        provenance: Provenance | None = None,
+        recovery: RecoveryPolicy | None = None,
     ) -> Commit:
         """Store a snapshot as a commit with `parent_ids` and move `branch` from `expected_head` (CAS)."""
         from mlkeep.tracking.environment import capture_environment
 
-        parent_tree = self.get(parent_ids[0]).tree if parent_ids else None
-        tree = self.tensors.put_tree(snap.tensors, parent_tree, policy)
+        parent = self.get(parent_ids[0]) if parent_ids else None
+        tree, prov_doc = self._store_weights(snap, parent, policy, provenance, recovery)
+        if prov_doc is not None:
+            datasets = [*datasets, *(d for d in prov_doc["datasets"] if d not in {getattr(x, "id", x) for x in datasets})]
         env = capture_environment()
         extra = {"skeleton": self.objects.put_bytes(snap.skeleton)} if snap.skeleton is not None else {}
         commit = Commit(
@@ -194,7 +308,7 @@ class Repository:
             time=now_ms(), kind=snap.kind, architecture=snap.architecture, hyperparameters=snap.hyperparameters,
             run_id=getattr(run, "id", run), datasets=tuple(getattr(d, "id", d) for d in datasets),
             code=code if code is not None else {k[4:]: v for k, v in env.items() if k.startswith("git.")},
-            environment=env, extra=extra, order=tuple(snap.tensors),
+            environment=env, extra=extra, order=tuple(snap.tensors), provenance=prov_doc,
         )
         commit = write_commit(self.objects, commit)
         commit_id = commit.id
@@ -249,6 +363,26 @@ class Repository:
         if index >= len(parents):
             raise NotFoundError(f"{ref!r} goes past the first commit of {self.name!r}.")
         return parents[index]
+
+
+def _same_snapshot(a: Snapshot, b: Snapshot) -> bool:
+    """Bit-for-bit equality of two snapshots' tensors (names, dtypes, shapes, bytes) and skeletons."""
+    from mlkeep.tensors.dtypes import as_bytes
+
+    if a.kind != b.kind or a.skeleton != b.skeleton or set(a.tensors) != set(b.tensors):
+        return False
+    for name, x in a.tensors.items():
+        dx, sx, bx = as_bytes(x)
+        dy, sy, by = as_bytes(b.tensors[name])
+        if dx != dy or sx != sy or len(bx) != len(by) or not np_equal(bx, by):
+            return False
+    return True
+
+
+def np_equal(a: Any, b: Any) -> bool:
+    import numpy as np
+
+    return bool(np.array_equal(a, b))
 
 
 def list_repositories(db: Database) -> list[str]:

@@ -138,7 +138,7 @@ def test_grid_search_has_a_child_run_per_candidate_and_marks_the_best(autologged
 def test_randomized_search_keeps_the_best_candidates_only(store: Store, iris_xy) -> None:
     X, y = iris_xy
     with mlkeep.sklearn.autolog(store=store, max_tuning_runs=2):
-        RandomizedSearchCV(LogisticRegression(max_iter=300), {"C": [0.01, 0.1, 1.0, 10.0]}, n_iter=4, cv=3,
+        RandomizedSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [1, 2, 3, 4]}, n_iter=4, cv=3,
                            random_state=0).fit(X, y)
     (parent,) = _runs(store)
     children = _runs(store, parent.id)

@@ -1,0 +1,233 @@
+"""`gc`: delete the objects nothing in the store reaches, as `git gc` prunes loose objects.
+
+Reachable means named by a *root provider*. The built-in ones cover every
+commit (its object, its tensor tree, every chunk object the tree names, each
+delta base down to its chain's root — bases deeper than a chunk's direct base
+are found by reading chunk headers — and an estimator's pickled skeleton),
+and the objects of run artifacts, datasets, models and predictions. Branches,
+tags and runs only point at those, so they are covered too.
+
+Other subsystems add roots of their own::
+
+    from mlkeep.gc import register_root_provider
+
+    def _intermediate_roots(store):          # yields object ids to keep
+        for manifest_id in ...:              # read from your tables
+            yield manifest_id
+            yield from chunk_ids_of(manifest_id)
+
+    register_root_provider("intermediates", _intermediate_roots)
+
+Call `register_root_provider` when your module is imported and add the module
+to `PROVIDER_MODULES` so `gc` imports it first (it is imported lazily; an
+ImportError skips it). A provider that raises aborts the collection: nothing
+is deleted on partial knowledge.
+
+Concurrent writers: a writer stores chunk objects, then the tree, then the
+commit object, and only then the database row that makes them reachable. So
+an object younger than the grace period (default one hour) is never deleted,
+reachable or not; a writer that reuses an existing object refreshes its
+modification time (`ObjectStore.put_compressed`), and each object's age is
+read again just before it is deleted.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from mlkeep.errors import InvalidInputError, MlkeepError, NotFoundError
+from mlkeep.metadata.tables import artifacts, commits, datasets, models, predictions
+
+if TYPE_CHECKING:
+    from mlkeep.store import Store
+
+log = logging.getLogger(__name__)
+
+RootProvider = Callable[["Store"], Iterable[str]]
+DEFAULT_GRACE_SECONDS = 3600.0
+PROVIDER_MODULES: list[str] = ["mlkeep.intermediates.gc"]  # imported before collecting, when present
+_providers: dict[str, RootProvider] = {}
+
+
+@dataclass
+class GcReport:
+    """What `gc` found and did; `deleted` lists object ids (all candidates on a dry run)."""
+
+    objects: int = 0
+    reachable: int = 0
+    unreachable: int = 0
+    too_young: int = 0
+    deleted: list[str] = field(default_factory=list)
+    bytes_freed: int = 0
+    dry_run: bool = False
+    providers: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def register_root_provider(name: str, provider: RootProvider) -> None:
+    """Make `provider(store)` a source of object ids `gc` must keep (replaces one of the same name)."""
+    if not callable(provider):
+        raise InvalidInputError("A root provider must be callable: provider(store) -> iterable of object ids.")
+    _providers[name] = provider
+
+
+def root_providers() -> dict[str, RootProvider]:
+    """The registered root providers by name (built-ins and those of imported subsystems)."""
+    for module in PROVIDER_MODULES:
+        try:
+            importlib.import_module(module)
+        except ImportError:
+            pass
+    return dict(_providers)
+
+
+def gc(
+    store: Store,
+    *,
+    dry_run: bool = False,
+    grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    progress: Callable[[str, int, int], None] | None = None,
+) -> GcReport:
+    """Delete every object no root provider reaches and that is older than `grace_seconds`.
+
+    With `dry_run`, delete nothing and report what would go. Raises whatever a
+    root provider raises, before anything is deleted.
+    """
+    if grace_seconds < 0:
+        raise InvalidInputError("The grace period cannot be negative.")
+    report = GcReport(dry_run=dry_run)
+    started = time.time()
+    stored = list(store.objects)  # listed before the roots: an object written later is not a candidate
+    report.objects = len(stored)
+    providers = root_providers()
+    report.providers = sorted(providers)
+    reachable: set[str] = set()
+    for name, provider in providers.items():
+        reachable.update(provider(store))
+    report.reachable = sum(1 for oid in stored if oid in reachable)
+    candidates = [oid for oid in stored if oid not in reachable]
+    report.unreachable = len(candidates)
+    for i, oid in enumerate(candidates):
+        if progress:
+            progress("gc", i + 1, len(candidates))
+        if not _old_enough(store, oid, started - grace_seconds):
+            report.too_young += 1
+            continue
+        size = _size(store, oid)
+        if not dry_run:
+            if not _old_enough(store, oid, time.time() - grace_seconds):  # touched since: a writer reuses it
+                report.too_young += 1
+                continue
+            try:
+                store.objects.remove(oid)
+            except FileNotFoundError:
+                continue
+        report.deleted.append(oid)
+        report.bytes_freed += size
+    log.info("gc: %d objects, %d unreachable, %d deleted", report.objects, report.unreachable, len(report.deleted))
+    return report
+
+
+def _old_enough(store: Store, oid: str, cutoff: float) -> bool:
+    try:
+        modified = store.objects.modified(oid)
+    except FileNotFoundError:
+        return False
+    if modified is None:
+        return cutoff >= time.time()  # age unknown: only a zero grace period lets it go
+    return modified <= cutoff
+
+
+def _size(store: Store, oid: str) -> int:
+    try:
+        return int(store.objects.fs.size(store.objects.path(oid)))
+    except (FileNotFoundError, OSError):
+        return 0
+
+
+# ----------------------------------------------------------------- built-in roots
+def commit_roots(store: Store) -> Iterator[str]:
+    """Every commit: its object, its tensor tree's objects and delta chains, its estimator skeleton."""
+    from mlkeep.versioning.commit import read_commit
+
+    with store.db.connect() as conn:
+        rows = conn.execute(select(commits.c.id, commits.c.tree)).all()
+    for commit_id, tree in rows:
+        yield commit_id
+        try:
+            yield from store.tensors.tree_objects(tree)
+        except NotFoundError:
+            log.warning("gc: commit %s names a missing tree %s (run `mlkeep fsck`)", commit_id, tree)
+            yield tree
+        try:
+            commit = read_commit(store.objects, commit_id)
+        except MlkeepError:
+            continue  # a missing or corrupt commit object: fsck's business, its tree is kept above
+        yield from (v for k, v in commit.extra.items() if k == "skeleton")
+
+
+def tracking_roots(store: Store) -> Iterator[str]:
+    """Objects of run artifacts, datasets (their content), models and predictions."""
+    with store.db.connect() as conn:
+        yield from conn.execute(select(artifacts.c.object)).scalars()
+        for table in (models, predictions):
+            yield from conn.execute(select(table.c.object).where(table.c.object.is_not(None))).scalars()
+        for document in conn.execute(select(datasets.c.document)).scalars():
+            oid = json.loads(document).get("object")
+            if oid:
+                yield oid
+
+
+def intermediate_roots(store: Store) -> Iterator[str]:
+    """Stand-in until the intermediates subsystem registers its own provider named "intermediates":
+    every object id found anywhere in an intermediate's row document or manifest object (JSON)."""
+    from mlkeep.metadata.tables import intermediates
+
+    if "intermediates" in _providers:
+        return
+    with store.db.connect() as conn:
+        rows = conn.execute(select(intermediates.c.manifest, intermediates.c.document)).all()
+    for manifest, document in rows:
+        yield from _object_ids(_loads(document))
+        if manifest:
+            yield manifest
+            try:
+                yield from _object_ids(_loads(store.objects.get_bytes(manifest)))
+            except MlkeepError:
+                continue
+
+
+def _loads(data: str | bytes) -> Any:
+    try:
+        return json.loads(data)
+    except ValueError:
+        return None
+
+
+def _object_ids(doc: Any) -> Iterator[str]:
+    """Every string in a JSON document that looks like an object id (64 lowercase hex digits)."""
+    stack = [doc]
+    while stack:
+        x = stack.pop()
+        if isinstance(x, str):
+            if len(x) == 64 and all(c in "0123456789abcdef" for c in x):
+                yield x
+        elif isinstance(x, dict):
+            stack.extend(x.values())
+        elif isinstance(x, list):
+            stack.extend(x)
+
+
+register_root_provider("commits", commit_roots)
+register_root_provider("tracking", tracking_roots)
+register_root_provider("intermediates-fallback", intermediate_roots)
