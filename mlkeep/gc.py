@@ -177,15 +177,18 @@ def commit_roots(store: Store) -> Iterator[str]:
 
 
 def tracking_roots(store: Store) -> Iterator[str]:
-    """Objects of run artifacts, datasets (their content), models and predictions."""
+    """Objects of run artifacts, datasets (their content), models and predictions, and any object
+    named in a run's environment summary or an entity's document (e.g. the environment document)."""
+    from mlkeep.metadata.tables import evaluations, runs
+
     with store.db.connect() as conn:
         yield from conn.execute(select(artifacts.c.object)).scalars()
         for table in (models, predictions):
             yield from conn.execute(select(table.c.object).where(table.c.object.is_not(None))).scalars()
-        for document in conn.execute(select(datasets.c.document)).scalars():
-            oid = json.loads(document).get("object")
-            if oid:
-                yield oid
+        for column in (datasets.c.document, models.c.document, predictions.c.document, evaluations.c.document,
+                       runs.c.environment):
+            for document in conn.execute(select(column).where(column.is_not(None))).scalars():
+                yield from _object_ids(_loads(document))
 
 
 def intermediate_roots(store: Store) -> Iterator[str]:

@@ -6,7 +6,10 @@ may give:
 - a folder: `PATH/.mlkeep` or a folder that contains one (`mlkeep init PATH`),
   whose database is `mlkeep.db` and objects are `objects/` inside it;
 - `memory://`: a private in-memory store (tests, notebooks);
-- `sqlite:///file.db` or `postgresql://...`, with `objects=` an fsspec URL.
+- `sqlite:///file.db` or `postgresql://...`, with `objects=` an fsspec URL
+  (a folder, `s3://bucket/prefix`, ...) or else `MLKEEP_OBJECTS`;
+- a folder whose `config.json` names `database` and `objects` URLs: a team's
+  PostgreSQL + S3 store, found by walking up like any other.
 
 `find()` implements the lookup order of `mlkeep.open()`: explicit URI, then
 `MLKEEP_URI`, then a `.mlkeep/` folder found by walking up from the working
@@ -57,8 +60,12 @@ def find(uri: str | os.PathLike[str] | None = None, *, objects: str | None = Non
     if uri == "memory://":
         return Location("sqlite://", f"memory://mlkeep-{uuid.uuid4().hex}")
     if uri.startswith(("sqlite:", "postgresql:", "postgresql+psycopg:")):
+        objects = objects or os.environ.get("MLKEEP_OBJECTS") or None
         if objects is None:
-            raise InvalidInputError(f"A database URL needs an object store URL too: open({uri!r}, objects='...').")
+            raise InvalidInputError(
+                f"A database URL needs an object store URL too: open({_safe(uri)!r}, objects='...') "
+                "or MLKEEP_OBJECTS."
+            )
         return Location(uri, objects)
     if uri.startswith("file://"):
         uri = uri[len("file://") :]
@@ -94,3 +101,13 @@ def _walk_up(start: Path) -> Path | None:
         if (folder / FOLDER / CONFIG).is_file():
             return folder / FOLDER
     return None
+
+
+def _safe(url: str) -> str:
+    """A database URL with any password masked, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]

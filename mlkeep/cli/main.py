@@ -146,6 +146,7 @@ def _register() -> None:
     server.register(app)
     gc.register(app)
     app.add_typer(server.token_app, name="token")
+    __import__("mlkeep.cli.admin", fromlist=["register"]).register(app)
 
 
 _register()

@@ -1,4 +1,4 @@
-"""`mlkeep repo ...`: model versions like git — log, diff, checkout, branch, tag, merge, commit."""
+"""`mlkeep repo ...`: model versions like git — log, diff, checkout, branch, tag, merge, commit, plan."""
 
 from __future__ import annotations
 
@@ -155,6 +155,28 @@ def merge(
         _common.print_json(c.to_dict())
         return
     typer.echo(f"{short(c.id)} {c.message}")
+
+
+@app.command("plan")
+def plan(
+    ctx: typer.Context,
+    name: NAME,
+    ref: Annotated[str, typer.Argument(help="Branch, tag or commit to start from.")] = "main",
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="Show at most N commits.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
+) -> None:
+    """How each version keeps its weights (full, delta or provenance), its bytes, recovery time and chain depth."""
+    entries = _common.open_store(ctx).repo(name).plan(ref, limit=limit)
+    if json_:
+        _common.print_json([e.to_dict() for e in entries])
+        return
+    from rich.table import Table
+
+    table = Table("commit", "storage", "new bytes", "raw", "recovery s (est.)", "chain depth", "re-runs", "message")
+    for e in entries:
+        table.add_row(*cells(short(e.commit), e.storage, _common.size(e.stored_bytes), _common.size(e.nbytes),
+                             f"{e.recovery_seconds:.3f}", str(e.chain_depth), str(e.reruns), e.message))
+    _common.console().print(table)
 
 
 def _print_refs(found: dict[str, str], json_: bool) -> None:

