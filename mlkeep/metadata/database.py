@@ -258,12 +258,13 @@ class Prepared:
     given: no type processing, so pass plain str, int, float or None.
     """
 
-    __slots__ = ("sql", "names", "_order", "_named")
+    __slots__ = ("sql", "names", "_order", "_named", "_lock_order")
 
     def __init__(self, stmt: Executable, dialect: Dialect, names: Sequence[str]) -> None:
         compiled = stmt.compile(dialect=dialect)  # type: ignore[attr-defined]
         self.sql = str(compiled)
         self.names = tuple(names)
+        self._lock_order = _conflict_key(stmt, self.names)
         self._named = not compiled.positional
         order: list[int] | None = None
         if compiled.positional:
@@ -293,6 +294,13 @@ class Prepared:
         """
         if not rows:
             return 0
+        if self._lock_order is not None and len(rows) > 1:
+            # Every writer upserts rows in the same order (by the conflict key;
+            # a stable sort keeps repeated keys in the caller's order), so two
+            # transactions never wait for each other's rows in a cycle: no
+            # PostgreSQL deadlock between concurrent flushes to one run.
+            key = self._lock_order
+            rows = sorted(rows, key=lambda r: tuple("" if r[i] is None else r[i] for i in key))
         if self._named or self._order is not None:
             rows = [self._param(r) for r in rows]
         cur = conn.connection.cursor()
@@ -301,6 +309,18 @@ class Prepared:
             return int(cur.rowcount)
         finally:
             cur.close()
+
+
+def _conflict_key(stmt: Executable, names: Sequence[str]) -> tuple[int, ...] | None:
+    """Positions in `names` of the conflict target of an INSERT ... ON CONFLICT (else its primary key)."""
+    clause = getattr(stmt, "_post_values_clause", None)
+    if clause is None or not hasattr(clause, "inferred_target_elements"):
+        return None
+    target = clause.inferred_target_elements or list(stmt.table.primary_key.columns.keys())  # type: ignore[attr-defined]
+    columns = [t if isinstance(t, str) else getattr(t, "key", None) for t in target]
+    if not columns or any(c not in names for c in columns):
+        return None
+    return tuple(names.index(c) for c in columns)  # type: ignore[arg-type]
 
 
 def _is_memory(url: str) -> bool:

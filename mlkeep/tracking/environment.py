@@ -26,7 +26,6 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -250,14 +249,21 @@ def _gpus() -> list[dict[str, str]]:
 
 
 def _distributions() -> dict[str, str]:
+    """Installed distributions and versions, read from `*.dist-info` folder names.
+
+    Parsing every METADATA file (importlib.metadata) costs ~0.3 s for a few hundred
+    packages; the folder names (`name-version.dist-info`) carry the same two facts.
+    """
     found: dict[str, str] = {}
-    for dist in metadata.distributions():
+    for entry in sys.path:
         try:
-            name = dist.metadata["Name"]
-        except Exception:  # a distribution with broken metadata
+            names = os.listdir(entry or ".")
+        except OSError:
             continue
-        if name:
-            found.setdefault(str(name).lower().replace("_", "-"), str(dist.version))
+        for folder in names:
+            if folder.endswith(".dist-info") and "-" in folder:
+                name, version = folder[: -len(".dist-info")].split("-", 1)
+                found.setdefault(name.lower().replace("_", "-"), version)
     return dict(sorted(found.items()))
 
 
