@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import select
 
-from mlkeep.errors import InvalidInputError, MlkeepError, NotFoundError
+from mlkeep.errors import AuthenticationError, InvalidInputError, MlkeepError, NotFoundError, PermissionDeniedError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.tracking.entities import Entity
 
@@ -29,20 +29,6 @@ if TYPE_CHECKING:
 
 ROLES = ("read", "write", "admin")
 PREFIX = "mlk_"
-
-
-class AuthenticationError(MlkeepError):
-    """Raised when a request carries no token, or one that is unknown or revoked (HTTP 401)."""
-
-    code = "UNAUTHENTICATED"
-    http_status = 401
-
-
-class PermissionDeniedError(MlkeepError):
-    """Raised when a valid token's role or scope does not allow the request (HTTP 403)."""
-
-    code = "PERMISSION_DENIED"
-    http_status = 403
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ The hierarchy::
     ├── RunStateError              an operation the run's status forbids
     ├── ConflictError              a concurrent writer won a compare-and-swap
     │   └── MergeConflictError     both sides of a merge changed the same tensors
+    ├── AuthenticationError        a server request without a valid token (401)
+    ├── PermissionDeniedError      a token whose role or scope forbids the request (403)
     ├── CorruptObjectError         a stored blob does not match its hash
     ├── RecomputeError             an intermediate cannot be recomputed (model or architecture missing)
     │   └── DatasetUnavailableError    its input dataset is no longer in the store
@@ -146,6 +148,20 @@ class MergeConflictError(ConflictError):
         self.tensors = tensors or []
 
 
+class AuthenticationError(MlkeepError):
+    """Raised when a request carries no token, or one that is unknown or revoked (HTTP 401)."""
+
+    code = "UNAUTHENTICATED"
+    http_status = 401
+
+
+class PermissionDeniedError(MlkeepError):
+    """Raised when a valid token's role or scope does not allow the request (HTTP 403)."""
+
+    code = "PERMISSION_DENIED"
+    http_status = 403
+
+
 class CorruptObjectError(MlkeepError):
     """Raised when a blob read from the object store does not match its hash."""
 
@@ -191,6 +207,8 @@ ALL_ERRORS: tuple[type[MlkeepError], ...] = (
     RunStateError,
     ConflictError,
     MergeConflictError,
+    AuthenticationError,
+    PermissionDeniedError,
     CorruptObjectError,
     RecomputeError,
     DatasetUnavailableError,

@@ -5,7 +5,9 @@ S3. Objects go first, then tables, so the target never holds a row whose
 object is missing, even when a migration is interrupted. Tables are copied
 parents before children (foreign keys), rows keep their ids, and a row the
 target already has is skipped: running `migrate` again resumes an
-interrupted copy, or adds what was written since the last one. At the end
+interrupted copy, or brings the target up to date with what was written
+since the last one (new rows added, changed rows such as a moved branch
+head updated). At the end
 every table is compared by row count and by an order-independent digest of
 its rows, and every object is re-hashed in the target.
 
@@ -73,8 +75,8 @@ def migrate(store: Store, to_database: str, to_objects: str, progress: Progress 
     """Copy `store` to the database `to_database` and the object store `to_objects`, then check it.
 
     The target database is created or upgraded to the current schema
-    (Alembic) first. Idempotent: rows and objects already in the target are
-    kept, not copied again. Never raises for a mismatch: the report's
+    (Alembic) first. Idempotent: objects already in the target are not
+    copied again, and rows already there are updated to the source's values. Never raises for a mismatch: the report's
     `problems` lists every table or object that does not match (`ok` is
     False); raises the database's or object store's own error when one of
     them cannot be reached.
@@ -138,7 +140,7 @@ def _check_objects(src: ObjectStore, dst: ObjectStore, report: MigrationReport, 
 # -- tables ----------------------------------------------------------------------------
 def _copy_table(src: Database, dst: Database, table: Table, progress: Progress | None) -> TableReport:
     result = TableReport()
-    insert = insert_for_dialect(dst.dialect)(table).on_conflict_do_nothing()
+    insert = _mirror(dst, table)
     names = [c.name for c in table.columns]
     with dst.connect() as conn:
         before = _count(conn, table)
@@ -151,6 +153,21 @@ def _copy_table(src: Database, dst: Database, table: Table, progress: Progress |
     with dst.connect() as conn:
         result.copied = _count(conn, table) - before
     return result
+
+
+def _mirror(dst: Database, table: Table) -> Any:
+    """INSERT that makes the target row equal the source row: new rows added, changed ones updated.
+
+    Most rows never change once written, but some do (a branch head, a run
+    that ended, the latest value of a metric): a second migration must bring
+    those up to date too, not keep the first copy.
+    """
+    stmt = insert_for_dialect(dst.dialect)(table)
+    key = [c.name for c in table.primary_key]
+    rest = [c.name for c in table.columns if not c.primary_key]
+    if not rest:
+        return stmt.on_conflict_do_nothing()
+    return stmt.on_conflict_do_update(index_elements=key, set_={n: stmt.excluded[n] for n in rest})
 
 
 def _batches(db: Database, table: Table) -> Iterator[Sequence[Sequence[Any]]]:

@@ -24,10 +24,6 @@ def error_from(response: httpx.Response) -> errors.MlkeepError:
     except (ValueError, KeyError, TypeError):
         return errors.MlkeepError(f"The server answered {response.status_code}: {response.text[:200]}")
     cls = errors.error_for_code(code)
-    if cls is errors.MlkeepError:
-        from mlkeep import access
-
-        cls = {c.code: c for c in (access.AuthenticationError, access.PermissionDeniedError)}.get(code, cls)
     if cls is errors.FilterSyntaxError:
         return errors.FilterSyntaxError(message, body.get("position"))
     if cls is errors.MergeConflictError:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mlkeep.access import Principal, PermissionDeniedError
+from mlkeep.access import Principal
+from mlkeep.errors import PermissionDeniedError
 from mlkeep.errors import InvalidInputError, NotFoundError, RunStateError
 from mlkeep.metadata.database import prepared
 from mlkeep.server.downsample import Series, downsample

@@ -297,7 +297,7 @@ class TensorStore:
             )  # fmt: skip
         for job in jobs:
             job.refs = [ref if ref is not None else done[cid] for ref, cid in zip(job.refs, job.ids)]
-        kept = sum(r.nbytes * (r.depth + 1) for job in jobs for r in job.refs if r.encoding != codecs.RECIPE)
+        kept = sum(r.nbytes * (r.depth + 1) for job in jobs for r in job.refs if r is not None and r.encoding != codecs.RECIPE)
         tree_id = self._put_meta(Tree.of({job.name: self._manifest(job) for job in jobs}).to_bytes())
         self._count(trees=1, tensors=len(jobs))
         return RecipeTree(tree_id, sum(len(v[2]) for v in changed.values()), estimated, kept + decoded)

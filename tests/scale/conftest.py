@@ -50,7 +50,8 @@ class Team:
 WORKERS = Path(__file__).with_name("scale_workers.py")
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+# PostgreSQL + S3 runs in CI with the slow tests: eight processes against two servers take a while.
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
 def team(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
     """SQLite file + local folder (one person), or PostgreSQL + S3 on SeaweedFS (a team)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MLKEEP_")}

@@ -10,6 +10,7 @@ import os
 import threading
 from pathlib import Path
 
+import numpy as np
 from sqlalchemy import func, select
 
 from conftest import Team
@@ -35,7 +36,7 @@ def _count(team: Team, table, *where) -> int:  # type: ignore[no-untyped-def]
 
 
 def test_processes_logging_to_one_run_lose_nothing(team: Team) -> None:
-    n = 300
+    n = 200
     with team.store.start_run("scale") as run:
         procs = [team.start("metrics", run.id, w, n) for w in range(WRITERS)]
         _wait_all(procs)
@@ -49,7 +50,7 @@ def test_processes_logging_to_one_run_lose_nothing(team: Team) -> None:
 
 
 def test_processes_creating_runs_lose_nothing(team: Team) -> None:
-    n_runs, n = 12, 40
+    n_runs, n = 6, 40
     outs = _wait_all([team.start("runs", w, n_runs, n) for w in range(WRITERS)])
     acknowledged = {line[1] for out in outs for line in out if line[0] == "run"}
     assert len(acknowledged) == WRITERS * n_runs
@@ -89,7 +90,7 @@ def test_threads_logging_to_one_run_and_to_runs_of_their_own(team: Team) -> None
 
 
 def test_concurrent_commits_to_one_branch_move_it_by_compare_and_swap(team: Team) -> None:
-    team.store.repo("shared").commit({"w": [0.0]}, "root")
+    team.store.repo("shared").commit({"w": np.zeros(16, dtype="float32")}, "root")
     attempts = 4
     outs = _wait_all([team.start("commits", w, attempts) for w in range(WRITERS)])
     lines = [line for out in outs for line in out if line[0] in ("won", "lost")]

@@ -7,7 +7,7 @@ import hashlib
 import pytest
 from fastapi.testclient import TestClient
 
-from mlkeep import access
+from mlkeep import access, errors
 from mlkeep.client import RemoteStore
 from mlkeep.store import Store
 
@@ -121,10 +121,10 @@ def test_the_remote_store_sends_its_token_and_raises_the_access_errors(store: St
     app = create_app(store, auth=True)
     with RemoteStore("http://testserver", token=world["read"], client=TestClient(app)) as r:
         assert r.get_run(world["a"]).name == "a"
-        with pytest.raises(access.PermissionDeniedError):
+        with pytest.raises(errors.PermissionDeniedError):
             r.start_run("mine")
     with RemoteStore("http://testserver", client=TestClient(app)) as anonymous:
-        with pytest.raises(access.AuthenticationError):
+        with pytest.raises(errors.AuthenticationError):
             anonymous.list_experiments()
 
 
@@ -145,7 +145,7 @@ def test_token_cli_prints_the_secret_once_on_its_last_line(folder_store: Store) 
     assert secret not in listed.stdout and '"role": "write"' in listed.stdout
     token_id = access.list_tokens(folder_store)[0].id
     assert runner.invoke(app, ["--store", uri, "token", "revoke", token_id[:8]]).exit_code == 0
-    with pytest.raises(access.AuthenticationError):
+    with pytest.raises(errors.AuthenticationError):
         access.verify_token(folder_store, secret)
     bad = runner.invoke(app, ["--store", uri, "token", "create", "--role", "root"])
     assert bad.exit_code == 1 and "error:" in bad.output
