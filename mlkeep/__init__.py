@@ -85,7 +85,7 @@ def active_run() -> ActiveRun | None:
 
 
 def load_model(model_id: str, store: Store | None = None) -> Any:
-    """The fitted model logged as `model_id`, from `store` or the default store."""
+    """The fitted model logged as `model_id`, or the registered version `models:/NAME@ALIAS` / `models:/NAME/N`."""
     return (store or _default_store()).load_model(model_id)
 
 

@@ -32,6 +32,7 @@ from mlkeep.tracking.experiments import DEFAULT_EXPERIMENT
 if TYPE_CHECKING:
     from mlkeep.fsck import FsckReport
     from mlkeep.gc import GcReport
+    from mlkeep.lifecycle import Registry
     from mlkeep.tensors import TensorStore
     from mlkeep.tracking.environment import EnvironmentDiff
     from mlkeep.versioning import Repository
@@ -152,9 +153,14 @@ class Store:
         return models.list_models(self.db, run_id)
 
     def load_model(self, model_id: str) -> Any:
-        """The fitted model object stored under `model_id` (verified against its hash)."""
+        """The fitted model object stored under `model_id` (verified against its hash).
+
+        `models:/NAME@ALIAS` and `models:/NAME/VERSION` resolve through the registry.
+        """
         from mlkeep.tracking import models
 
+        if model_id.startswith("models:/"):
+            return self.registry.load(model_id)
         return models.load_model(self.db, self.objects, model_id)
 
     def get_prediction(self, prediction_id: str) -> Prediction:
@@ -197,6 +203,13 @@ class Store:
 
             self._intermediates = Intermediates(self.db, self.objects, self.tensors)
         return self._intermediates
+
+    @property
+    def registry(self) -> Registry:
+        """Registered models: numbered versions, aliases with their history, model cards."""
+        from mlkeep.lifecycle import Registry
+
+        return Registry(self)
 
     def repositories(self) -> list[str]:
         from mlkeep.versioning.repository import list_repositories

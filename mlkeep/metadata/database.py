@@ -36,7 +36,7 @@ from sqlalchemy.pool import StaticPool
 
 log = logging.getLogger(__name__)
 
-HEAD_REVISION = "0004"
+HEAD_REVISION = "0005"
 MIGRATIONS = Path(__file__).with_name("migrations")
 CACHE_KIB = 32 * 1024
 # How long a writer waits for the database in all (SQLite's busy handler, then

@@ -263,3 +263,69 @@ tokens = Table(
     Column("creation_time", BigInteger, nullable=False),
     Column("revoked_time", BigInteger),
 )
+
+# -- lifecycle: registered models, versions, aliases (mlkeep.lifecycle.registry) --
+# Versions are numbered 1, 2, ... per registered model; an alias is the only
+# mutable pointer and moves by compare-and-swap, each move recorded as a
+# transition (who, when, from, to, why). Tags of models and versions share one
+# narrow table keyed by the entity's id, so search filters them by index.
+registered_models = Table(
+    "registered_models",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("name", String(250), nullable=False, unique=True),
+    Column("description", Text),
+    Column("owner", String(250)),
+    Column("creation_time", BigInteger, nullable=False),
+    Column("last_updated_time", BigInteger, nullable=False),
+)
+
+model_versions = Table(
+    "model_versions",
+    metadata,
+    Column("id", ID, primary_key=True),
+    Column("registered_model_id", ID, ForeignKey("registered_models.id"), nullable=False),
+    Column("name", String(250), nullable=False),
+    Column("version", Integer, nullable=False),
+    Column("source_kind", String(16), nullable=False),
+    Column("source", String(250), nullable=False),
+    Column("model_id", ID, ForeignKey("models.id"), nullable=False),
+    Column("run_id", ID),
+    Column("dataset_id", ID),
+    Column("description", Text),
+    Column("owner", String(250)),
+    Column("creation_time", BigInteger, nullable=False),
+    Index("ix_model_versions_model_version", "registered_model_id", "version", unique=True),
+)
+
+model_aliases = Table(
+    "model_aliases",
+    metadata,
+    Column("registered_model_id", ID, ForeignKey("registered_models.id"), primary_key=True),
+    Column("alias", String(250), primary_key=True),
+    Column("version", Integer, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
+)
+
+alias_transitions = Table(
+    "alias_transitions",
+    metadata,
+    Column("seq", SERIAL, primary_key=True, autoincrement=True),
+    Column("registered_model_id", ID, ForeignKey("registered_models.id"), nullable=False),
+    Column("alias", String(250), nullable=False),
+    Column("from_version", Integer),
+    Column("to_version", Integer),
+    Column("user_name", String(250)),
+    Column("time", BigInteger, nullable=False),
+    Column("reason", Text),
+    Index("ix_alias_transitions_model_time", "registered_model_id", "time"),
+)
+
+registry_tags = Table(
+    "registry_tags",
+    metadata,
+    Column("entity_id", ID, primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+    Index("ix_registry_tags_key_value", "key", "value"),
+)

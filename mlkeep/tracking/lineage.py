@@ -14,7 +14,7 @@ from sqlalchemy import Connection, select
 
 from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.metadata import Database
-from mlkeep.metadata.tables import commits, datasets, evaluations, links, models, predictions, runs
+from mlkeep.metadata.tables import commits, datasets, evaluations, links, model_versions, models, predictions, runs
 from mlkeep.metadata.upsert import insert_ignore
 from mlkeep.tracking.entities import Entity
 
@@ -25,6 +25,7 @@ KINDS = {
     "prediction": predictions,
     "evaluation": evaluations,
     "commit": commits,
+    "model_version": model_versions,
 }
 
 
