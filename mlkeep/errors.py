@@ -21,6 +21,7 @@ The hierarchy::
     ├── AuthenticationError        a server request without a valid token (401)
     ├── PermissionDeniedError      a token whose role or scope forbids the request (403)
     ├── CorruptObjectError         a stored blob does not match its hash
+    │   └── RecoveryError          re-running a commit's provenance did not recreate its weights
     ├── RecomputeError             an intermediate cannot be recomputed (model or architecture missing)
     │   └── DatasetUnavailableError    its input dataset is no longer in the store
     └── SchemaValidationError      an exported/imported document breaks the schema
@@ -30,6 +31,8 @@ HTTP status by the server) so a remote client can raise the same class.
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 
 class MlkeepError(Exception):
@@ -181,6 +184,17 @@ class DatasetUnavailableError(RecomputeError):
 
     code = "DATASET_UNAVAILABLE"
     http_status = 410
+
+
+class RecoveryError(CorruptObjectError):
+    """Raised when re-running a commit's training provenance does not recreate its weights bit for bit
+    (or cannot run at all); the weights are not returned. `mismatched` names the differing tensors."""
+
+    code = "RECOVERY_FAILED"
+
+    def __init__(self, message: str, mismatched: Sequence[str] = ()) -> None:
+        super().__init__(message)
+        self.mismatched = list(mismatched)
 
 
 class SchemaValidationError(MlkeepError):

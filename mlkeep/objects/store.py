@@ -71,6 +71,8 @@ class ObjectStore:
         oid = hashlib.sha256(data).hexdigest()
         if not self.exists(oid):
             self._write(oid, _zstd().ZstdCompressor(level=LEVEL).compress(data))
+        else:
+            self.touch(oid)  # a reused object is young again, so a concurrent gc keeps it
         return oid
 
     def put_compressed(self, oid: str, frame: bytes) -> bool:

@@ -31,18 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from mlkeep.errors import CorruptObjectError, InvalidInputError
-
-
-class RecoveryError(CorruptObjectError):
-    """Raised when re-running a commit's training provenance does not recreate its weights bit for bit
-    (or cannot run at all); the weights are not returned. `mismatched` names the differing tensors."""
-
-    code = "RECOVERY_FAILED"
-
-    def __init__(self, message: str, mismatched: Sequence[str] = ()) -> None:
-        super().__init__(message)
-        self.mismatched = list(mismatched)
+from mlkeep.errors import InvalidInputError, RecoveryError
 
 
 @dataclass(frozen=True)
