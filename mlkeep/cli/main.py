@@ -147,6 +147,7 @@ def _register() -> None:
     gc.register(app)
     app.add_typer(server.token_app, name="token")
     __import__("mlkeep.cli.admin", fromlist=["register"]).register(app)
+    __import__("mlkeep.cli.registry", fromlist=["register_commands"]).register_commands(app)
 
 
 _register()

@@ -81,7 +81,7 @@ def kind_of(conn: Connection, entity_id: str) -> str:
     for kind, table in KINDS.items():
         if conn.execute(select(table.c.id).where(table.c.id == entity_id)).first() is not None:
             return kind
-    raise NotFoundError(f"No dataset, run, model, prediction, evaluation or commit has id {entity_id!r}.")
+    raise NotFoundError(f"No dataset, run, model, prediction, evaluation, commit or intermediate has id {entity_id!r}.")
 
 
 def lineage(db: Database, entity_id: str, direction: str = "up", depth: int | None = None) -> LineageGraph:

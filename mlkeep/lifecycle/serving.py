@@ -1,0 +1,325 @@
+"""A serving endpoint for a registered version: `create_serving_app(store, "name@alias")`.
+
+Routes: `POST /predict` and `POST /invocations` (MLflow's scoring path) take
+`{"inputs": [[...], ...]}` (or `"instances"`), `{"dataframe_split": {"columns",
+"data"}}` or `{"dataframe_records": [{...}]}` and answer `{"predictions": [...]}`
+with the serving version in the `X-Mlkeep-Model-Version` header; `GET /health`,
+`GET /metadata` (version and input schema from the training Dataset).
+
+Inputs are checked against the training Dataset's columns (the target column
+excluded): a wrong column count, an unknown column or a non-numeric value in
+a numeric column is a 422 naming the column. The alias is re-read at most
+every `refresh_seconds` (one indexed query); a moved alias is loaded in a
+background thread and swapped in with one reference assignment, so requests
+keep being answered by the old version until the new one is ready. A
+sampled share (`log_rate`) of requests is logged as Predictions of the
+version's Model on a Dataset of the inputs, by a background thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import queue
+import random
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
+
+from mlkeep.errors import InvalidInputError, MlkeepError
+from mlkeep.lifecycle.entities import ModelVersion
+from mlkeep.lifecycle.registry import parse_uri
+
+if TYPE_CHECKING:
+    from mlkeep.store import Store
+
+log = logging.getLogger(__name__)
+NUMERIC = {"DOUBLE", "FLOAT", "INT", "LONG", "BOOLEAN"}
+VERSION_HEADER = "X-Mlkeep-Model-Version"
+
+
+class PayloadError(InvalidInputError):
+    """A request body that does not fit the model's input schema (answered with 422)."""
+
+    code = "INVALID_PAYLOAD"
+    http_status = 422
+
+
+@dataclass(frozen=True)
+class Served:
+    """One loaded version: swapped as a whole, never changed in place."""
+
+    version: ModelVersion
+    model: Any
+    columns: list[dict[str, str]] | None  # input schema; None when the training data is unknown
+    flavor: str
+
+
+class ServingState:
+    """The version being served, the alias watcher, and the prediction logger."""
+
+    def __init__(self, store: Store, ref: str, *, log_rate: float, refresh_seconds: float) -> None:
+        if not 0.0 <= log_rate <= 1.0:
+            raise InvalidInputError(f"log_rate is a share of requests between 0 and 1, not {log_rate}.")
+        self.store, self.ref, self.log_rate, self.refresh_seconds = store, ref, log_rate, refresh_seconds
+        self.name, _, self.alias = parse_uri(ref)
+        self.registry = store.registry
+        self.current = self._load(self.registry.resolve(ref))
+        self._checked = time.monotonic()
+        self._loading = threading.Lock()
+        self._queue: queue.Queue[tuple[ModelVersion, Any, Any]] = queue.Queue()
+        threading.Thread(target=self._log_loop, name="mlkeep-prediction-log", daemon=True).start()
+        self.logged = 0
+
+    # ------------------------------------------------------------- versions
+    def maybe_refresh(self) -> None:
+        """Re-read the alias when `refresh_seconds` have passed; load a moved one in the background."""
+        if self.alias is None or time.monotonic() - self._checked < self.refresh_seconds:
+            return
+        self._checked = time.monotonic()
+        try:
+            number = self.registry.alias_version(self.name, self.alias)
+        except MlkeepError as exc:  # alias deleted: keep serving what we have
+            log.warning("cannot re-read %s: %s; serving version %s", self.ref, exc, self.current.version.version)
+            return
+        if number != self.current.version.version and self._loading.acquire(blocking=False):
+            threading.Thread(target=self._switch, args=(number,), daemon=True).start()
+
+    def refresh(self) -> int:
+        """Re-read the alias and switch now (in this thread); returns the version served."""
+        if self.alias is not None:
+            number = self.registry.alias_version(self.name, self.alias)
+            if number != self.current.version.version:
+                with self._loading:
+                    self.current = self._load(self.registry.get_version(self.name, number))
+        return self.current.version.version
+
+    def _switch(self, number: int) -> None:
+        try:
+            self.current = self._load(self.registry.get_version(self.name, number))
+            log.info("now serving %s version %s", self.name, number)
+        except Exception:
+            log.exception("loading %s version %s failed; still serving version %s", self.name, number,
+                          self.current.version.version)
+        finally:
+            self._loading.release()
+
+    def _load(self, version: ModelVersion) -> Served:
+        model = self.registry.load_version(version)
+        columns = None
+        if version.dataset_id:
+            ds = self.store.get_dataset(version.dataset_id)
+            columns = [c for c in ds.columns if c["name"] != ds.targets] or None
+        flavor = "torch" if hasattr(model, "state_dict") and hasattr(model, "forward") else "python"
+        if flavor == "torch":
+            model.eval()
+        return Served(version, model, columns, flavor)
+
+    # ------------------------------------------------------------- predicting
+    def predict(self, body: Any) -> tuple[Served, list[Any]]:
+        self.maybe_refresh()
+        served = self.current  # one read: the whole request uses one version
+        frame = to_frame(body, served.columns)
+        outputs = _predict(served, frame)
+        if self.log_rate and random.random() < self.log_rate:
+            self._queue.put((served.version, frame, outputs))
+        return served, outputs
+
+    def flush(self, timeout: float = 30.0) -> None:
+        """Wait until every sampled request so far is logged."""
+        deadline = time.monotonic() + timeout
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:
+            time.sleep(0.01)
+
+    def _log_loop(self) -> None:
+        from mlkeep.tracking import datasets, predictions
+
+        while True:
+            version, frame, outputs = self._queue.get()
+            try:
+                ds = datasets.log_dataset(self.store.db, self.store.objects, frame, name=f"{version.name}-served")
+                predictions.log_predictions(self.store.db, self.store.objects, version.model_id, ds,
+                                            _output_frame(outputs), name=f"{version.name}/{version.version} served")
+                self.logged += 1
+            except Exception:  # logging must never break serving
+                log.exception("could not log a served prediction of %s", version.uri)
+            finally:
+                self._queue.task_done()
+
+
+def create_serving_app(
+    store: Store, ref: str, log_rate: float = 0.1, *, refresh_seconds: float = 2.0
+) -> FastAPI:
+    """A FastAPI app serving the registered version `ref` (`name@alias`, `name/3`, `models:/...`).
+
+    Raises `NotFoundError` when `ref` names no version, `InvalidInputError` for a bad `log_rate`.
+    """
+    state = ServingState(store, ref, log_rate=log_rate, refresh_seconds=refresh_seconds)
+    app = FastAPI(title=f"mlkeep serving {ref}", description=__doc__)
+    app.state.serving = state
+
+    @app.exception_handler(MlkeepError)
+    async def mlkeep_error(request: Request, exc: MlkeepError) -> JSONResponse:
+        body: dict[str, Any] = {"code": exc.code, "message": str(exc)}
+        if getattr(exc, "column", None) is not None:
+            body["column"] = exc.column  # type: ignore[attr-defined]
+        return JSONResponse({"error": body}, status_code=exc.http_status)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("prediction failed")
+        return JSONResponse({"error": {"code": "PREDICTION_FAILED", "message": f"{type(exc).__name__}: {exc}"}},
+                            status_code=500)
+
+    def answer(body: Any) -> JSONResponse:
+        served, outputs = state.predict(body)
+        return JSONResponse({"predictions": outputs}, headers={VERSION_HEADER: str(served.version.version)})
+
+    @app.post("/predict")
+    async def predict(request: Request) -> JSONResponse:
+        body = await _json(request)
+        from starlette.concurrency import run_in_threadpool
+
+        return await run_in_threadpool(answer, body)
+
+    @app.post("/invocations")
+    async def invocations(request: Request) -> JSONResponse:
+        return await predict(request)
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "model": state.name, "version": state.current.version.version}
+
+    @app.get("/metadata")
+    def metadata() -> dict[str, Any]:
+        served = state.current
+        return {"ref": ref, "name": served.version.name, "version": served.version.version,
+                "aliases": served.version.aliases, "source": served.version.source,
+                "model_id": served.version.model_id, "dataset_id": served.version.dataset_id,
+                "input_schema": served.columns}
+
+    return app
+
+
+async def _json(request: Request) -> Any:
+    try:
+        return await request.json()
+    except Exception:
+        raise PayloadError("The body is not JSON: send {\"inputs\": [[...], ...]} or {\"dataframe_split\": ...}.")
+
+
+def to_frame(body: Any, columns: list[dict[str, str]] | None) -> Any:
+    """The request's rows as a DataFrame in the schema's column order; `PayloadError` naming what is wrong."""
+    import pandas as pd
+
+    if not isinstance(body, dict):
+        raise PayloadError("The body must be a JSON object with `inputs`, `instances`, `dataframe_split` "
+                           "or `dataframe_records`.")
+    names = [c["name"] for c in columns] if columns else None
+    if "dataframe_split" in body:
+        split = body["dataframe_split"]
+        if not isinstance(split, dict) or not isinstance(split.get("data"), list):
+            raise PayloadError("`dataframe_split` needs `columns` and `data` (a list of rows).")
+        given = split.get("columns") or names
+        rows = _rows(split["data"], len(given) if given else None, names)
+        frame = pd.DataFrame(rows, columns=given) if given else pd.DataFrame(rows)
+        if names:
+            frame = _reorder(frame, names)
+    elif "dataframe_records" in body:
+        records = body["dataframe_records"]
+        if not isinstance(records, list) or not all(isinstance(r, dict) for r in records):
+            raise PayloadError("`dataframe_records` must be a list of objects, one per row.")
+        frame = pd.DataFrame.from_records(records)
+        if names:
+            frame = _reorder(frame, names)
+    elif "inputs" in body or "instances" in body:
+        data = body.get("inputs", body.get("instances"))
+        if isinstance(data, dict):  # {"inputs": {"col": [...], ...}}: columns by name
+            frame = _reorder(pd.DataFrame(data), names) if names else pd.DataFrame(data)
+        else:
+            rows = _rows(data, len(names) if names else None, names)
+            frame = pd.DataFrame(rows, columns=names) if names else pd.DataFrame(rows)
+    else:
+        raise PayloadError("The body needs `inputs`, `instances`, `dataframe_split` or `dataframe_records`.")
+    if frame.empty:
+        raise PayloadError("The request has no rows.")
+    return _typed(frame, columns)
+
+
+def _rows(data: Any, width: int | None, names: list[str] | None) -> list[list[Any]]:
+    if not isinstance(data, list) or not data:
+        raise PayloadError("`inputs` must be a non-empty list of rows.")
+    rows = [r if isinstance(r, list) else [r] for r in data]
+    expected = width if width is not None else len(rows[0])
+    for i, row in enumerate(rows):
+        if len(row) != expected:
+            missing = names[len(row)] if names and len(row) < expected else None
+            what = f"column {missing!r} is missing" if missing else "it has extra values"
+            err = PayloadError(f"Row {i} has {len(row)} values, the model takes {expected} columns ({what}).")
+            err.column = missing  # type: ignore[attr-defined]
+            raise err
+    return rows
+
+
+def _reorder(frame: Any, names: list[str]) -> Any:
+    for name in names:
+        if name not in frame.columns:
+            err = PayloadError(f"Column {name!r} is missing; the model takes {len(names)} columns: {names}.")
+            err.column = name  # type: ignore[attr-defined]
+            raise err
+    extra = [c for c in frame.columns if c not in names]
+    if extra:
+        err = PayloadError(f"Column {extra[0]!r} is not an input of the model; it takes {names}.")
+        err.column = extra[0]  # type: ignore[attr-defined]
+        raise err
+    return frame[names]
+
+
+def _typed(frame: Any, columns: list[dict[str, str]] | None) -> Any:
+    """Numeric columns converted to numbers; a value that is not one is a 422 naming the column."""
+    import pandas as pd
+
+    numeric = {c["name"] for c in columns if c["typing"] in NUMERIC} if columns else set(frame.columns)
+    for name in frame.columns:
+        if name not in numeric or frame[name].dtype.kind in "biuf":
+            continue
+        col = frame[name]
+        bad = col.map(lambda v: not isinstance(v, (int, float)))  # bool is an int; NaN is a float
+        if bad.any():
+            i = int(bad.to_numpy().nonzero()[0][0])
+            err = PayloadError(f"Column {name!r} is numeric but row {i} has {col.iloc[i]!r}.")
+            err.column = name  # type: ignore[attr-defined]
+            raise err
+        frame[name] = pd.to_numeric(col)
+    return frame
+
+
+def _predict(served: Served, frame: Any) -> list[Any]:
+    import numpy as np
+
+    if served.flavor == "torch":
+        import torch
+
+        with torch.no_grad():
+            out = served.model(torch.as_tensor(frame.to_numpy(dtype=np.float32)))
+        return _jsonable(out.detach().cpu().numpy().tolist())
+    model = served.model
+    x = frame if hasattr(model, "feature_names_in_") else frame.to_numpy()
+    return _jsonable(np.asarray(model.predict(x)).tolist())
+
+
+def _jsonable(values: list[Any]) -> list[Any]:
+    return [(_jsonable(v) if isinstance(v, list) else (None if isinstance(v, float) and not math.isfinite(v) else v))
+            for v in values]
+
+
+def _output_frame(outputs: list[Any]) -> Any:
+    import pandas as pd
+
+    if outputs and isinstance(outputs[0], list):
+        return pd.DataFrame(outputs, columns=[f"y{i}" for i in range(len(outputs[0]))])
+    return pd.DataFrame({"prediction": outputs})
