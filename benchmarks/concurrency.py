@@ -36,12 +36,12 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 # -- writers (run in their own processes) -----------------------------------------------
-def mlkeep_writer(database: str, objects: str, start_at: float, seconds: float, worker: int) -> dict[str, int]:
+def mlkeep_writer(database: str, objects: str, seconds: float, worker: int) -> dict[str, int]:
     import mlkeep
 
     store = mlkeep.open(database, objects=objects or None) if objects else mlkeep.open(database)
     runs = values = errors = 0
-    _sleep_until(start_at)
+    start_at = _ready()
     stop = start_at + seconds
     while time.time() < stop:
         try:
@@ -56,15 +56,16 @@ def mlkeep_writer(database: str, objects: str, start_at: float, seconds: float, 
     return {"runs": runs, "values": values, "errors": errors}
 
 
-def mlflow_writer(uri: str, experiment_id: str, start_at: float, seconds: float, worker: int) -> dict[str, int]:
+def mlflow_writer(uri: str, experiment_id: str, seconds: float, worker: int) -> dict[str, int]:
     import logging
 
     from mlflow.tracking import MlflowClient
 
     logging.getLogger("mlflow").setLevel(logging.CRITICAL)
     client = MlflowClient(tracking_uri=uri)
+    client.get_experiment(experiment_id)  # connected, tables checked
     runs = values = errors = 0
-    _sleep_until(start_at)
+    start_at = _ready()
     stop = start_at + seconds
     while time.time() < stop:
         try:
@@ -86,29 +87,40 @@ def mlflow_writer(uri: str, experiment_id: str, start_at: float, seconds: float,
     return {"runs": runs, "values": values, "errors": errors}
 
 
-def _sleep_until(t: float) -> None:
-    time.sleep(max(0.0, t - time.time()))
+def _ready() -> float:
+    """Tell the parent this writer is ready; wait for the common start time and sleep until it."""
+    print("ready", flush=True)
+    start_at = float(sys.stdin.readline())
+    time.sleep(max(0.0, start_at - time.time()))
+    return start_at
 
 
 # -- one measurement --------------------------------------------------------------------
 def measure(system: str, target: dict[str, str], writers: int, seconds: float) -> dict[str, float]:
-    start_at = time.time() + 8.0 + 0.5 * writers  # after every writer has imported and connected
     procs = [
-        subprocess.Popen([sys.executable, __file__, "--worker", system, json.dumps(target), str(start_at),
-                          str(seconds), str(w)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, __file__, "--worker", system, json.dumps(target), str(seconds), str(w)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for w in range(writers)
     ]
+    for p in procs:  # every writer has imported and connected: start them together
+        if p.stdout.readline().strip() != "ready":  # type: ignore[union-attr]
+            raise RuntimeError(f"{system} writer failed to start: {p.stderr.read()[-2000:]}")  # type: ignore[union-attr]
+    start_at = time.time() + 0.5
+    for p in procs:
+        p.stdin.write(f"{start_at}\n")  # type: ignore[union-attr]
+        p.stdin.flush()  # type: ignore[union-attr]
     results = []
     for p in procs:
         out, err = p.communicate(timeout=seconds + 300)
         if p.returncode != 0:
             raise RuntimeError(f"{system} writer failed: {err[-2000:]}")
         results.append(json.loads(out.strip().splitlines()[-1]))
-    late = time.time() - start_at - seconds
+    late = time.time() - start_at - seconds  # how long the last call of a writer overran
     acked = sum(r["values"] for r in results)
     stored_runs, stored = count(system, target)
     return {
-        "values_per_s": stored / seconds, "runs_per_s": stored_runs / seconds, "errors": sum(r["errors"] for r in results),
+        # by the time the last writer finished (a writer ends its run after the deadline), fair to both
+        "values_per_s": stored / (seconds + max(late, 0)), "runs_per_s": stored_runs / (seconds + max(late, 0)), "errors": sum(r["errors"] for r in results),
         "acknowledged": acked, "stored": stored, "lost": max(0, acked - stored), "late_s": round(late, 1),
     }
 
@@ -216,11 +228,11 @@ def report(rows: dict[str, list[dict[str, float]]], args: argparse.Namespace) ->
 
 
 def worker_main() -> None:
-    system, target, start_at, seconds, worker = sys.argv[2], json.loads(sys.argv[3]), *map(float, sys.argv[4:6]), int(sys.argv[6])
+    system, target, seconds, worker = sys.argv[2], json.loads(sys.argv[3]), float(sys.argv[4]), int(sys.argv[5])
     if system.startswith("mlkeep"):
-        result = mlkeep_writer(target["database"], target["objects"], start_at, seconds, worker)
+        result = mlkeep_writer(target["database"], target["objects"], seconds, worker)
     else:
-        result = mlflow_writer(target["database"], target["experiment"], start_at, seconds, worker)
+        result = mlflow_writer(target["database"], target["experiment"], seconds, worker)
     print(json.dumps(result), flush=True)
 
 

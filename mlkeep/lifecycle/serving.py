@@ -305,7 +305,7 @@ def _predict(served: Served, frame: Any) -> list[Any]:
         import torch
 
         with torch.no_grad():
-            out = served.model(torch.as_tensor(frame.to_numpy(dtype=np.float32)))
+            out = served.model(torch.tensor(frame.to_numpy(dtype=np.float32)))
         return _jsonable(out.detach().cpu().numpy().tolist())
     model = served.model
     x = frame if hasattr(model, "feature_names_in_") else frame.to_numpy()

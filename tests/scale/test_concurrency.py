@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 from sqlalchemy import func, select
 
-from conftest import Team
+from scale_team import Team
 from mlkeep.metadata.tables import latest_metrics, metrics, runs
 from mlkeep.tracking.active_run import ActiveRun
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import Team
+from scale_team import Team
 
 WRITERS = 3
 

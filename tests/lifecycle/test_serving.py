@@ -1,0 +1,141 @@
+"""Serving a registered version through FastAPI's TestClient: payloads, validation, logging, alias switch."""
+
+from __future__ import annotations
+
+import threading
+import time
+from typing import Any
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+
+from mlkeep.lifecycle.serving import VERSION_HEADER, create_serving_app
+
+
+@pytest.fixture
+def served(iris_models: Any) -> tuple[Any, TestClient]:
+    s = iris_models.store
+    for m in iris_models.models:
+        s.registry.register("iris-clf", m.id)
+    s.registry.set_alias("iris-clf", "production", 1)
+    app = create_serving_app(s, "iris-clf@production", log_rate=1.0, refresh_seconds=0.0)
+    return iris_models, TestClient(app)
+
+
+def test_every_payload_form_predicts_as_the_model(served: Any) -> None:
+    t, client = served
+    X = t.X.iloc[:10]
+    want = t.fitted[0].predict(X).tolist()
+    cols = list(X.columns)
+    bodies = [
+        {"inputs": X.to_numpy().tolist()},
+        {"instances": X.to_numpy().tolist()},
+        {"dataframe_split": {"columns": cols, "data": X.to_numpy().tolist()}},
+        {"dataframe_split": {"columns": cols[::-1], "data": X[cols[::-1]].to_numpy().tolist()}},
+        {"dataframe_records": X.to_dict(orient="records")},
+    ]
+    for path in ("/predict", "/invocations"):
+        for body in bodies:
+            r = client.post(path, json=body)
+            assert r.status_code == 200, r.text
+            assert r.json() == {"predictions": want}
+            assert r.headers[VERSION_HEADER] == "1"
+    assert client.get("/health").json()["status"] == "ok"
+    meta = client.get("/metadata").json()
+    assert meta["version"] == 1 and [c["name"] for c in meta["input_schema"]] == cols
+
+
+def test_bad_input_gets_422_naming_the_column(served: Any) -> None:
+    t, client = served
+    cols = list(t.X.columns)
+    r = client.post("/predict", json={"inputs": [[5.1, 3.5, 1.4]]})
+    assert r.status_code == 422 and r.json()["error"]["column"] == cols[3]
+    r = client.post("/predict", json={"inputs": [[5.1, "wide", 1.4, 0.2]]})
+    assert r.status_code == 422 and r.json()["error"]["column"] == cols[1] and cols[1] in r.json()["error"]["message"]
+    r = client.post("/predict", json={"dataframe_split": {"columns": cols[:3] + ["colour"], "data": [[1, 2, 3, 4]]}})
+    assert r.status_code == 422 and r.json()["error"]["column"] == cols[3]
+    for body in ({"nothing": 1}, [1, 2], {"inputs": []}):
+        assert client.post("/predict", json=body).status_code == 422
+    assert client.post("/predict", content=b"not json").status_code == 422
+    assert client.post("/predict", json={"inputs": [[5.1, 3.5, 1.4, 0.2]]}).status_code == 200  # still serving
+
+
+def test_sampled_requests_are_logged_as_predictions_of_the_version(served: Any) -> None:
+    t, client = served
+    rows = t.X.iloc[:3].to_numpy().tolist()
+    for _ in range(3):
+        assert client.post("/predict", json={"inputs": rows}).status_code == 200
+    state = client.app.state.serving
+    state.flush()
+    assert state.logged == 3
+    version = t.store.registry.get_version("iris-clf", 1)
+    down = t.store.lineage(version.model_id, "down")
+    preds = down.of_kind("prediction")
+    assert len(preds) >= 1  # identical inputs are one dataset, each request one prediction
+    values = t.store.load_predictions(preds[0].id)
+    assert values["prediction"].tolist() == t.fitted[0].predict(t.X.iloc[:3]).tolist()
+
+
+def test_no_logging_at_rate_zero(iris_models: Any) -> None:
+    s = iris_models.store
+    s.registry.register("iris-clf", iris_models.models[0].id)
+    client = TestClient(create_serving_app(s, "iris-clf/1", log_rate=0.0))
+    assert client.post("/predict", json={"inputs": iris_models.X.iloc[:2].to_numpy().tolist()}).status_code == 200
+    client.app.state.serving.flush()
+    assert client.app.state.serving.logged == 0
+
+
+def test_alias_switch_is_picked_up_while_requests_continue(served: Any) -> None:
+    t, client = served
+    client.app.state.serving.log_rate = 0.0
+    X = t.X.to_numpy().tolist()
+    answers = {1: t.fitted[0].predict(t.X).tolist(), 2: t.fitted[1].predict(t.X).tolist()}
+    assert answers[1] != answers[2]
+    seen: list[tuple[int, int, bool]] = []
+    stop = threading.Event()
+
+    def load() -> None:
+        while not stop.is_set():
+            r = client.post("/predict", json={"inputs": X})
+            v = int(r.headers.get(VERSION_HEADER, 0))
+            seen.append((r.status_code, v, r.status_code == 200 and r.json()["predictions"] == answers.get(v)))
+
+    workers = [threading.Thread(target=load) for _ in range(3)]
+    for w in workers:
+        w.start()
+    time.sleep(0.3)
+    t.store.registry.set_alias("iris-clf", "production", 2, reason="C=10 is better")
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and not any(v == 2 for _, v, _ in seen[-5:]):
+        time.sleep(0.05)
+    time.sleep(0.2)
+    stop.set()
+    for w in workers:
+        w.join()
+    assert all(code == 200 and ok for code, _, ok in seen), seen[:5]
+    versions = [v for _, v, _ in seen]
+    assert 1 in versions and versions[-1] == 2
+    assert client.get("/metadata").json()["version"] == 2
+
+
+def test_torch_commit_is_served(store: Any, digits: Any) -> None:
+    import torch
+    from lifecycle_nets import DigitsNet
+
+    X, y = digits
+    torch.manual_seed(0)
+    net = DigitsNet()
+    with store.start_run("digits") as run:
+        ds = run.log_dataset(X, "digits", targets=y)
+        store.repo("digits-net").commit(net, "init", run=run, datasets=[ds])
+    store.registry.register("digits", "digits-net@main")
+    store.registry.set_alias("digits", "production", 1)
+    client = TestClient(create_serving_app(store, "digits@production", log_rate=1.0))
+    r = client.post("/predict", json={"inputs": X[:4].tolist()})
+    assert r.status_code == 200
+    want = net(torch.as_tensor(X[:4], dtype=torch.float32)).detach().numpy()
+    assert np.allclose(np.array(r.json()["predictions"]), want, atol=1e-6)
+    assert client.post("/predict", json={"inputs": [X[0].tolist()[:63]]}).json()["error"]["column"] == "x63"
+    client.app.state.serving.flush()
+    assert client.app.state.serving.logged == 1
