@@ -17,7 +17,7 @@ from __future__ import annotations
 import getpass
 import importlib
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, func, select
@@ -132,7 +132,7 @@ class Registry:
                                            .where(model_versions.c.registered_model_id == rm_id)).scalar() or 0) + 1
                     version = ModelVersion(
                         id=new_id(), name=name, version=number, source_kind=kind, source=source_id,
-                        model_id=model_id, creation_time=now_ms(), run_id=run_id, dataset_id=dataset_id,
+                        model_id=str(model_id), creation_time=now_ms(), run_id=run_id, dataset_id=dataset_id,
                         description=description, owner=owner or _user(), tags=tag_rows,
                     )
                     conn.execute(model_versions.insert(), [{
@@ -237,7 +237,7 @@ class Registry:
                 raise NotFoundError(f"No registered model named {name!r}. List them with `mlkeep registry list`.")
             return self._registered(conn, [row])[0]
 
-    def list(self) -> list[RegisteredModel]:
+    def list_models(self) -> list[RegisteredModel]:
         """Every registered model, by name."""
         return self.search("")
 
@@ -414,7 +414,7 @@ class Registry:
         conn.execute(registered_models.update().where(registered_models.c.id == rm_id).values(last_updated_time=now))
         return t
 
-    def _registered(self, conn: Connection, rows: list[Any]) -> list[RegisteredModel]:
+    def _registered(self, conn: Connection, rows: Sequence[Any]) -> list[RegisteredModel]:
         ids = [r.id for r in rows]
         tags = _read_tags(conn, ids)
         aliases: dict[str, dict[str, int]] = {}
@@ -429,7 +429,7 @@ class Registry:
                                 tags=tags.get(r.id, {}), aliases=aliases.get(r.id, {}), latest_version=latest.get(r.id))
                 for r in rows]
 
-    def _versions(self, conn: Connection, rm_id: str, rows: list[Any]) -> list[ModelVersion]:
+    def _versions(self, conn: Connection, rm_id: str, rows: Sequence[Any]) -> list[ModelVersion]:
         tags = _read_tags(conn, [r.id for r in rows])
         by_version: dict[int, list[str]] = {}
         for a in conn.execute(select(model_aliases).where(model_aliases.c.registered_model_id == rm_id)

@@ -115,6 +115,6 @@ def test_organization_descriptions_tags_owners_and_search(iris_models: Any) -> N
     assert [m.name for m in s.registry.search("name like 'iris%'")] == ["iris-clf", "iris-small"]
     assert [m.name for m in s.registry.search("tags.team = 'botany'")] == ["iris-clf"]
     assert [m.name for m in s.registry.search("name ilike 'IRIS%' and owner = 'ana'")] == ["iris-clf"]
-    assert [m.name for m in s.registry.list()] == ["digits-x", "iris-clf", "iris-small"]
+    assert [m.name for m in s.registry.list_models()] == ["digits-x", "iris-clf", "iris-small"]
     s.registry.update_model("iris-clf", tags={"team": ""})
     assert s.registry.get("iris-clf").tags == {}
