@@ -133,7 +133,7 @@ def fsck(
 
 def _register() -> None:
     # The domain modules add their commands to `app`; imported here, after `app` exists.
-    from mlkeep.cli import artifacts, entities, exchange, gc, intermediates, lineage, repo, runs, server
+    from mlkeep.cli import admin, artifacts, entities, exchange, gc, intermediates, lineage, registry, repo, runs, server
 
     app.add_typer(runs.app, name="runs")
     app.add_typer(artifacts.app, name="artifacts")
@@ -146,8 +146,8 @@ def _register() -> None:
     server.register(app)
     gc.register(app)
     app.add_typer(server.token_app, name="token")
-    __import__("mlkeep.cli.admin", fromlist=["register"]).register(app)
-    __import__("mlkeep.cli.registry", fromlist=["register_commands"]).register_commands(app)
+    admin.register(app)
+    registry.register_commands(app)
 
 
 _register()
