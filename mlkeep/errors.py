@@ -5,6 +5,7 @@ The hierarchy::
     MlkeepError                    anything mlkeep raises deliberately
     ├── StoreNotFoundError         no store at the URI, in MLKEEP_URI or above the cwd
     ├── StoreExistsError           `init` where a store already is
+    ├── StoreClosedError           using an in-memory store after `close()`
     ├── NotFoundError              an id or name that names nothing
     │   └── LayerNotFoundError     a layer name the model does not have (`available` lists them)
     ├── InvalidInputError          a value mlkeep cannot accept
@@ -54,6 +55,13 @@ class StoreExistsError(MlkeepError):
 
     code = "STORE_EXISTS"
     http_status = 409
+
+
+class StoreClosedError(MlkeepError):
+    """Raised when an in-memory store is used after `close()` (its data went with it)."""
+
+    code = "STORE_CLOSED"
+    http_status = 410
 
 
 class NotFoundError(MlkeepError):
@@ -208,6 +216,7 @@ ALL_ERRORS: tuple[type[MlkeepError], ...] = (
     MlkeepError,
     StoreNotFoundError,
     StoreExistsError,
+    StoreClosedError,
     NotFoundError,
     InvalidInputError,
     InvalidMetricError,

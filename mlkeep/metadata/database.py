@@ -34,6 +34,8 @@ from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, e
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
+from mlkeep.errors import StoreClosedError
+
 log = logging.getLogger(__name__)
 
 HEAD_REVISION = "0005"
@@ -125,6 +127,7 @@ class Database:
         # thread's transaction half-way. There, one thread at a time uses it.
         self._shared = _is_memory(url)
         self._write_lock = threading.RLock()
+        self._closed = False
 
     def prepared(self, build: Build) -> Prepared:
         """`prepared(self.engine.dialect, build)`: see there."""
@@ -140,8 +143,10 @@ class Database:
         instead of failing with "database is locked".
         """
         if self._shared:
-            with self._write_lock, self.engine.begin() as conn:
-                yield conn
+            with self._write_lock:
+                self._check_open()
+                with self.engine.begin() as conn:
+                    yield conn
             return
         conn = self._begin_writing()
         with conn:
@@ -190,8 +195,10 @@ class Database:
     def connect(self) -> Iterator[Connection]:
         """A connection for reads."""
         if self._shared:
-            with self._write_lock, self.engine.connect() as conn:
-                yield conn
+            with self._write_lock:
+                self._check_open()
+                with self.engine.connect() as conn:
+                    yield conn
             return
         with self.engine.connect() as conn:
             yield conn
@@ -225,7 +232,17 @@ class Database:
             self.upgrade()
 
     def dispose(self) -> None:
+        """Close every connection; an in-memory database waits for the thread using it, then is gone."""
+        if self._shared:
+            with self._write_lock:
+                self._closed = True
+                self.engine.dispose()
+            return
         self.engine.dispose()
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise StoreClosedError(f"The in-memory store {self.url} was closed; its data is gone.")
 
 
 Build = Callable[[str], tuple[Executable, Sequence[str]]]

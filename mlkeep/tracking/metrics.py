@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, Executable, bindparam, case, select
 
-from mlkeep.errors import InvalidMetricError
+from mlkeep.errors import InvalidMetricError, StoreClosedError
 from mlkeep.metadata import Database
 from mlkeep.metadata.database import prepared
 from mlkeep.metadata.tables import latest_metrics, metrics
@@ -256,6 +256,8 @@ class _Flusher:
         for buf in buffers:
             try:
                 buf.flush()
+            except StoreClosedError:  # an in-memory store closed under an open run: nothing left to write to
+                self.unregister(buf)
             except Exception:  # keep flushing the others; the values stay buffered
                 log.exception("mlkeep could not flush metrics of run %s", buf.run_id)
 
