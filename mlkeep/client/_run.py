@@ -16,15 +16,14 @@ import os
 import posixpath
 import threading
 import time
-import traceback
 import weakref
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from mlkeep.errors import InvalidInputError, NotFoundError, RunStateError
+from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.tracking.entities import Artifact, Dataset, Evaluation, Model, Prediction, Run, RunStatus
+from mlkeep.tracking.run_scope import RunScope
 
 if TYPE_CHECKING:
     from mlkeep.client._store import RemoteStore
@@ -33,17 +32,15 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL = 0.5
 MAX_BATCH = 50_000
-_local = threading.local()
-
-
 def active_remote_run() -> RemoteRun | None:
     """The innermost remote run entered in this thread and not yet ended."""
-    stack: list[RemoteRun] = getattr(_local, "stack", [])
-    return stack[-1] if stack else None
+    return RemoteRun.current()
 
 
-class RemoteRun:
+class RemoteRun(RunScope):
     """A RUNNING run on a server; use it as a context manager to end it FINISHED, FAILED or KILLED."""
+
+    _threads = threading.local()
 
     def __init__(self, store: RemoteStore, run: Run) -> None:
         self.store = store
@@ -231,28 +228,7 @@ class RemoteRun:
         self.store.http.post(f"/runs/{self.id}/end", {"status": status, "failure": failure})
         self._ended = True
         _flusher.unregister(self)
-        stack: list[RemoteRun] = getattr(_local, "stack", [])
-        if self in stack:
-            stack.remove(self)
-
-    def __enter__(self) -> RemoteRun:
-        if not hasattr(_local, "stack"):
-            _local.stack = []
-        _local.stack.append(self)
-        return self
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
-        if exc_type is None:
-            self.end(RunStatus.FINISHED)
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end(RunStatus.KILLED, "".join(traceback.format_exception(exc_type, exc, tb)))
-        else:
-            self.end(RunStatus.FAILED, "".join(traceback.format_exception(exc_type, exc, tb)))
-
-    def _check_open(self) -> None:
-        if self._ended:
-            raise RunStateError(f"Run {self.id} has ended; start a new run to log more.")
+        self._leave()
 
     def __repr__(self) -> str:
         return f"<RemoteRun {self.id} at {self.store.uri}>"

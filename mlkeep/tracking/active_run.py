@@ -10,32 +10,28 @@ from __future__ import annotations
 
 import os
 import threading
-import traceback
 from collections.abc import Mapping
-from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
-from mlkeep.errors import RunStateError
 from mlkeep.metadata import Database
 from mlkeep.objects import ObjectStore
 from mlkeep.tracking import artifacts, runs
 from mlkeep.tracking.entities import Artifact, Run, RunStatus
 from mlkeep.tracking.metrics import MetricBuffer
+from mlkeep.tracking.run_scope import RunScope
 
 if TYPE_CHECKING:
     from mlkeep.tracking.entities import Dataset, Evaluation, Model, Prediction
 
-_local = threading.local()
-
-
 def active_run() -> ActiveRun | None:
     """The innermost run started in this thread and not yet ended."""
-    stack: list[ActiveRun] = getattr(_local, "stack", [])
-    return stack[-1] if stack else None
+    return ActiveRun.current()
 
 
-class ActiveRun:
+class ActiveRun(RunScope):
     """A RUNNING run; every `log_*` writes to the store (metrics through a buffer)."""
+
+    _threads = threading.local()
 
     def __init__(self, db: Database, objects: ObjectStore, run_id: str) -> None:
         self.db = db
@@ -177,29 +173,7 @@ class ActiveRun:
             return
         runs.end_run(self.db, self.id, status, failure, metrics=self._metrics)  # one transaction
         self._ended = True
-        stack: list[ActiveRun] = getattr(_local, "stack", [])
-        if self in stack:
-            stack.remove(self)
-
-    def __enter__(self) -> ActiveRun:
-        if not hasattr(_local, "stack"):
-            _local.stack = []
-        _local.stack.append(self)
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None:
-            self.end(RunStatus.FINISHED)
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end(RunStatus.KILLED, "".join(traceback.format_exception(exc_type, exc, tb)))
-        else:
-            self.end(RunStatus.FAILED, "".join(traceback.format_exception(exc_type, exc, tb)))
-
-    def _check_open(self) -> None:
-        if self._ended:
-            raise RunStateError(f"Run {self.id} has ended; start a new run to log more.")
+        self._leave()
 
     def __repr__(self) -> str:
         return f"<ActiveRun {self.id}>"
