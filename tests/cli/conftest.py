@@ -3,20 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 import pytest
 from cli_support import IrisStore, Result, invoke
 
 import mlkeep
-
-
-def _optional(call: Callable[[], Any]) -> Any:
-    # Datasets, models and evaluations land in parallel with the CLI; log them when the library has them.
-    try:
-        return call()
-    except (ImportError, AttributeError, NotImplementedError):
-        return None
 
 
 @pytest.fixture(scope="session")
@@ -44,7 +35,7 @@ def iris_store(tmp_path_factory: pytest.TempPathFactory) -> IrisStore:
             with store.start_run("iris", name=name) as run:
                 run.log_params(params)
                 run.set_tag("team", "cli")
-                dataset = _optional(lambda: run.log_dataset(X_train, name="iris", targets=y_train))
+                dataset = run.log_dataset(X_train, name="iris", targets=y_train)
                 model.fit(X_train, y_train)
                 for epoch in range(3):  # a series, so history and min/max have something to show
                     run.log_metric("loss", 1.0 / (epoch + 1), step=epoch)
@@ -52,15 +43,12 @@ def iris_store(tmp_path_factory: pytest.TempPathFactory) -> IrisStore:
                 run.log_metric("acc", acc)
                 run.log_artifact(notes)
                 run.log_artifact(notes, artifact_path="docs")
-                logged = _optional(lambda: run.log_model(model, name=name, trained_on=dataset)) if dataset else None
-                if logged is not None:
-                    out.models[name] = logged.id
-                    test_set = _optional(lambda: run.log_dataset(X_test, name="iris-test", targets=y_test))
-                    evaluation = _optional(lambda: run.log_evaluation(logged, test_set, {"accuracy": acc})) if test_set else None
-                    if evaluation is not None:
-                        out.evaluations[name] = evaluation.id
+                logged = run.log_model(model, name=name, trained_on=dataset)
+                out.models[name] = logged.id
+                test_set = run.log_dataset(X_test, name="iris-test", targets=y_test)
+                out.evaluations[name] = run.log_evaluation(logged, test_set, {"accuracy": acc}).id
             out.runs[name] = run.id
-            out.dataset = dataset.id if dataset is not None else None
+            out.dataset = dataset.id
         with pytest.raises(ValueError):
             with store.start_run("iris", name="broken") as run:
                 run.log_param("model", "svm")
