@@ -38,8 +38,10 @@ from mlkeep.errors import StoreClosedError
 
 log = logging.getLogger(__name__)
 
-HEAD_REVISION = "0005"
 MIGRATIONS = Path(__file__).with_name("migrations")
+# Revisions are numbered in order ("0001_initial_schema.py"), so the head is the
+# highest number: adding a migration file is all it takes to move it.
+HEAD_REVISION = max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 CACHE_KIB = 32 * 1024
 # How long a writer waits for the database in all (SQLite's busy handler, then
 # retries with backoff) before giving up; a busy database is not an error.
