@@ -21,7 +21,7 @@ from sqlalchemy import event, select, text
 
 import mlkeep
 from mlkeep.metadata.tables import experiments, latest_metrics, params, runs, tags
-from mlkeep.tracking import search
+from mlkeep.tracking import filters, search
 
 FILTERS = [
     "metrics.acc > 0.5 and params.model = 'rf' and params.lr < 0.05 ORDER BY metrics.acc DESC LIMIT 100",
@@ -70,7 +70,7 @@ def timed(fn: Callable[[], object], repeat: int = 21) -> tuple[float, float]:
 
 def page_ids(store: mlkeep.Store, f: str) -> list[str]:
     """What `search_runs` asks the database, without loading the runs."""
-    query = search.parse_filter(f)
+    query = filters.parse_filter(f)
     where = query.where and search._where(query.where, store.db.dialect)
     base = select(runs.c.id) if where is None else select(runs.c.id).where(where)
     with store.db.connect() as conn:

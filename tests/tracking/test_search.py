@@ -25,7 +25,7 @@ from mlkeep.errors import FilterSyntaxError, InvalidInputError, NotFoundError
 from mlkeep.store import Store
 from mlkeep.tracking import search
 from mlkeep.tracking.entities import Run
-from mlkeep.tracking.search import And, Compare, Key, Not, Or, OrderKey, Query, parse_filter, parse_order_by
+from mlkeep.tracking.filters import And, Compare, Key, Not, Or, OrderKey, Query, parse_filter, parse_order_by
 
 Pred = Callable[[Run], bool]
 
