@@ -6,8 +6,10 @@ The hierarchy::
     ├── StoreNotFoundError         no store at the URI, in MLKEEP_URI or above the cwd
     ├── StoreExistsError           `init` where a store already is
     ├── StoreClosedError           using an in-memory store after `close()`
+    ├── DatabaseUnavailableError   the metadata database stayed busy or unreachable past the patience
     ├── NotFoundError              an id or name that names nothing
-    │   └── LayerNotFoundError     a layer name the model does not have (`available` lists them)
+    │   ├── LayerNotFoundError     a layer name the model does not have (`available` lists them)
+    │   └── NoDataError            a monitoring window in which nothing was logged
     ├── InvalidInputError          a value mlkeep cannot accept
     │   ├── InvalidMetricError     a metric value that is not a finite-or-nan number
     │   ├── ParamConflictError     a param re-logged with another value
@@ -17,6 +19,7 @@ The hierarchy::
     │   ├── CodecMismatchError     a codec that does not fit an intermediate (pooling a flat layer)
     │   └── RowsOutOfRangeError    row ids or columns outside an intermediate
     ├── RunStateError              an operation the run's status forbids
+    ├── UnsupportedError           a call of another tool's API (MLflow's) that mlkeep does not offer
     ├── ConflictError              a concurrent writer won a compare-and-swap
     │   └── MergeConflictError     both sides of a merge changed the same tensors
     ├── AuthenticationError        a server request without a valid token (401)
@@ -62,6 +65,15 @@ class StoreClosedError(MlkeepError):
 
     code = "STORE_CLOSED"
     http_status = 410
+
+
+class DatabaseUnavailableError(MlkeepError):
+    """Raised when the metadata database stays busy (locked) or unreachable for longer than the
+    patience (`MLKEEP_DB_PATIENCE` seconds, default 600), or drops the connection in the middle of a
+    transaction. Nothing of the failed transaction was written; try again once the database is back."""
+
+    code = "DATABASE_UNAVAILABLE"
+    http_status = 503
 
 
 class NotFoundError(MlkeepError):
@@ -125,6 +137,12 @@ class RowsOutOfRangeError(InvalidInputError):
     code = "ROWS_OUT_OF_RANGE"
 
 
+class NoDataError(NotFoundError):
+    """Raised when drift or live accuracy is asked for a window in which no prediction was logged."""
+
+    code = "NO_DATA"
+
+
 class LayerNotFoundError(NotFoundError):
     """Raised when a layer or pipeline stage name is not in the model; `available` lists the names."""
 
@@ -133,6 +151,13 @@ class LayerNotFoundError(NotFoundError):
     def __init__(self, message: str, available: list[str] | None = None) -> None:
         super().__init__(message)
         self.available = available or []
+
+
+class UnsupportedError(MlkeepError):
+    """Raised when a client of another tool's API (the MLflow REST API) asks for something mlkeep lacks."""
+
+    code = "NOT_IMPLEMENTED"
+    http_status = 501
 
 
 class RunStateError(MlkeepError):
@@ -217,6 +242,7 @@ ALL_ERRORS: tuple[type[MlkeepError], ...] = (
     StoreNotFoundError,
     StoreExistsError,
     StoreClosedError,
+    DatabaseUnavailableError,
     NotFoundError,
     InvalidInputError,
     InvalidMetricError,
@@ -227,6 +253,8 @@ ALL_ERRORS: tuple[type[MlkeepError], ...] = (
     CodecMismatchError,
     RowsOutOfRangeError,
     LayerNotFoundError,
+    NoDataError,
+    UnsupportedError,
     RunStateError,
     ConflictError,
     MergeConflictError,

@@ -45,6 +45,7 @@ from sqlalchemy import select
 
 from mlkeep.errors import InvalidInputError, MlkeepError, NotFoundError
 from mlkeep.metadata.tables import artifacts, commits, datasets, models, predictions
+from mlkeep.retention import RetentionReport, apply_retention
 
 if TYPE_CHECKING:
     from mlkeep.store import Store
@@ -69,6 +70,7 @@ class GcReport:
     bytes_freed: int = 0
     dry_run: bool = False
     providers: list[str] = field(default_factory=list)
+    retention: RetentionReport | None = None  # what the store's retention policy removed first
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -96,18 +98,26 @@ def gc(
     *,
     dry_run: bool = False,
     grace_seconds: float = DEFAULT_GRACE_SECONDS,
+    retention: bool = True,
     progress: Callable[[str, int, int], None] | None = None,
 ) -> GcReport:
-    """Delete every object no root provider reaches and that is older than `grace_seconds`.
+    """Apply the retention policy (`mlkeep.retention`), then delete every object no root provider
+    reaches and that is older than `grace_seconds`.
 
-    With `dry_run`, delete nothing and report what would go. Raises whatever a
-    root provider raises, before anything is deleted.
+    With `dry_run`, change nothing and report what would go (the runs and
+    versions retention would remove are listed; their blobs are counted by
+    the gc that removes them). Raises whatever a root provider raises, before
+    anything is deleted.
     """
     if grace_seconds < 0:
         raise InvalidInputError("The grace period cannot be negative.")
     report = GcReport(dry_run=dry_run)
+    if retention:
+        report.retention = apply_retention(store, dry_run=dry_run)
     started = time.time()
-    stored = list(store.objects)  # listed before the roots: an object written later is not a candidate
+    # Listed before the roots: an object written later is not a candidate. One listing gives
+    # every size and age (on S3, asking per object would cost a request each).
+    stored = {oid: (size, modified) for oid, size, modified in store.objects.entries()}
     report.objects = len(stored)
     providers = root_providers()
     report.providers = sorted(providers)
@@ -120,10 +130,10 @@ def gc(
     for i, oid in enumerate(candidates):
         if progress:
             progress("gc", i + 1, len(candidates))
-        if not _old_enough(store, oid, started - grace_seconds):
+        size, modified = stored[oid]
+        if not _before(modified, started - grace_seconds):
             report.too_young += 1
             continue
-        size = _size(store, oid)
         if not dry_run:
             if not _old_enough(store, oid, time.time() - grace_seconds):  # touched since: a writer reuses it
                 report.too_young += 1
@@ -140,30 +150,29 @@ def gc(
 
 def _old_enough(store: Store, oid: str, cutoff: float) -> bool:
     try:
-        modified = store.objects.modified(oid)
+        return _before(store.objects.modified(oid), cutoff)
     except FileNotFoundError:
         return False
+
+
+def _before(modified: float | None, cutoff: float) -> bool:
     if modified is None:
         return cutoff >= time.time()  # age unknown: only a zero grace period lets it go
     return modified <= cutoff
 
 
-def _size(store: Store, oid: str) -> int:
-    try:
-        return int(store.objects.fs.size(store.objects.path(oid)))
-    except (FileNotFoundError, OSError):
-        return 0
-
-
 # ----------------------------------------------------------------- built-in roots
 def commit_roots(store: Store) -> Iterator[str]:
-    """Every commit: its object, its tensor tree's objects and delta chains, its estimator skeleton."""
+    """Every commit's object; and unless retention dropped its weights, its tensor tree's objects and
+    delta chains and its estimator skeleton."""
     from mlkeep.versioning.commit import read_commit
 
     with store.db.connect() as conn:
-        rows = conn.execute(select(commits.c.id, commits.c.tree)).all()
-    for commit_id, tree in rows:
+        rows = conn.execute(select(commits.c.id, commits.c.tree, commits.c.pruned_time)).all()
+    for commit_id, tree, pruned in rows:
         yield commit_id
+        if pruned is not None:
+            continue
         try:
             yield from store.tensors.tree_objects(tree)
         except NotFoundError:
@@ -188,7 +197,7 @@ def tracking_roots(store: Store) -> Iterator[str]:
         for column in (datasets.c.document, models.c.document, predictions.c.document, evaluations.c.document,
                        runs.c.environment):
             for document in conn.execute(select(column).where(column.is_not(None))).scalars():
-                yield from _object_ids(_loads(document))
+                yield from object_ids(_loads(document))
 
 
 def intermediate_roots(store: Store) -> Iterator[str]:
@@ -201,11 +210,11 @@ def intermediate_roots(store: Store) -> Iterator[str]:
     with store.db.connect() as conn:
         rows = conn.execute(select(intermediates.c.manifest, intermediates.c.document)).all()
     for manifest, document in rows:
-        yield from _object_ids(_loads(document))
+        yield from object_ids(_loads(document))
         if manifest:
             yield manifest
             try:
-                yield from _object_ids(_loads(store.objects.get_bytes(manifest)))
+                yield from object_ids(_loads(store.objects.get_bytes(manifest)))
             except MlkeepError:
                 continue
 
@@ -217,7 +226,7 @@ def _loads(data: str | bytes) -> Any:
         return None
 
 
-def _object_ids(doc: Any) -> Iterator[str]:
+def object_ids(doc: Any) -> Iterator[str]:
     """Every string in a JSON document that looks like an object id (64 lowercase hex digits)."""
     stack = [doc]
     while stack:

@@ -3,6 +3,6 @@
 from __future__ import annotations
 
 from mlkeep.integrations._common import AutologWarning
-from mlkeep.integrations.sklearn import Autolog, TrackedModel, autolog, tracked_model
+from mlkeep.integrations.sklearn import Autolog, TrackedModel, autolog, flush, tracked_model
 
-__all__ = ["autolog", "Autolog", "AutologWarning", "TrackedModel", "tracked_model"]
+__all__ = ["autolog", "Autolog", "AutologWarning", "flush", "TrackedModel", "tracked_model"]

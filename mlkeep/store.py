@@ -102,15 +102,17 @@ class Store:
         order_by: str | Sequence[str] | None = None,
         limit: int | None = None,
         *,
+        offset: int = 0,
         experiments: Sequence[str] | None = None,
     ) -> list[Run]:
-        """Runs matching a filter such as `metrics.acc > 0.9 and params.model = 'rf'`.
+        """Runs matching a filter such as `metrics.acc > 0.9 and params.model = 'rf'` (from `offset` on, for paging).
 
         Compiled to one SQL query; raises `FilterSyntaxError` with the position of a mistake.
         """
         from mlkeep.tracking import search
 
-        return search.search_runs(self.db, filter, order_by=order_by, limit=limit, experiments=experiments)
+        return search.search_runs(self.db, filter, order_by=order_by, limit=limit, offset=offset,
+                                  experiments=experiments)
 
     def diff_environments(self, run_a: str, run_b: str) -> EnvironmentDiff:
         """What differs between two runs' environments (packages, git, code, platform, env vars)."""
@@ -178,6 +180,12 @@ class Store:
         from mlkeep.tracking import predictions
 
         return predictions.get_evaluation(self.db, evaluation_id)
+
+    def log_labels(self, prediction_id: str, labels: Any) -> Dataset:
+        """Record the true labels of a logged Prediction (one per row), for live accuracy in monitoring."""
+        from mlkeep.lifecycle.labels import log_labels
+
+        return log_labels(self, prediction_id, labels)
 
     # -- versioning ---------------------------------------------------------------------
     @property

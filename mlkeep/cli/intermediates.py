@@ -1,4 +1,4 @@
-"""`mlkeep intermediates ...`: list, show, query and plan stored model intermediates."""
+"""`mlkeep intermediates ...`: list, show, query, plan and delete stored model intermediates."""
 
 from __future__ import annotations
 
@@ -102,6 +102,15 @@ def plan(
         table.add_row(*cells(short(d.intermediate), d.name, d.status, _common.size(d.stored_bytes), d.n_queries,
                              f"{d.t_rerun:.3g}s", f"{d.t_read:.3g}s", f"{d.gamma:.3g}", d.query_from, d.action))
     _common.console().print(table)
+
+
+@app.command("rm")
+def rm(ctx: typer.Context, intermediate: REF) -> None:
+    """Delete an intermediate's record; `mlkeep gc` then frees the chunks no other intermediate uses."""
+    inter = _common.open_store(ctx).intermediates
+    item = inter.info(intermediate)
+    inter.delete(item)
+    typer.echo(f"Deleted {item.name} ({short(item.id)}); run `mlkeep gc` to free its chunks.")
 
 
 def _ints(text: str | None) -> list[int] | None:

@@ -105,7 +105,7 @@ def experiments(ctx: typer.Context, json_: Annotated[bool, typer.Option("--json"
 @app.command("fsck")
 def fsck(
     ctx: typer.Context,
-    repair: Annotated[bool, typer.Option("--repair", help="Delete temporary files left by killed writers.")] = False,
+    repair: Annotated[bool, typer.Option("--repair", help="Quarantine corrupt objects; delete temporary files left by killed writers.")] = False,
     json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Check the store: database integrity, every object's hash, references, and every commit's weights."""
@@ -119,6 +119,10 @@ def fsck(
             con.print(f"[red]database: {line}[/]")
         for oid in report.corrupt:
             con.print(f"[red]corrupt object {oid}[/]")
+        for a in report.affected:
+            con.print(f"[red]  named by {a['kind']} {a['id']}[/]")
+        for path in report.quarantined:
+            con.print(f"moved to {path}")
         for m in report.missing:
             con.print(f"[red]missing object {m['object']} of {m['kind']} {m['id']}[/]")
         for c in report.broken_commits:
@@ -134,6 +138,7 @@ def fsck(
 def _register() -> None:
     # The domain modules add their commands to `app`; imported here, after `app` exists.
     from mlkeep.cli import admin, artifacts, entities, exchange, gc, intermediates, lineage, registry, repo, runs, server
+    from mlkeep.cli import mlflow_import
 
     app.add_typer(runs.app, name="runs")
     app.add_typer(artifacts.app, name="artifacts")
@@ -148,6 +153,7 @@ def _register() -> None:
     app.add_typer(server.token_app, name="token")
     admin.register(app)
     registry.register_commands(app)
+    mlflow_import.register(app)
 
 
 _register()

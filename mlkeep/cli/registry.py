@@ -1,4 +1,4 @@
-"""`mlkeep registry ...` (registered models, versions, aliases, cards) and `mlkeep serve`."""
+"""`mlkeep registry ...` (registered models, versions, aliases, cards), `mlkeep serve`, `mlkeep card`."""
 
 from __future__ import annotations
 
@@ -113,25 +113,31 @@ def history(ctx: typer.Context, name: NAME, json_: JSON = False) -> None:
     _common.console().print(table)
 
 
-@app.command("card")
+REF = Annotated[str, typer.Argument(metavar="NAME@ALIAS", help="NAME@ALIAS, NAME/VERSION, models:/... or NAME.")]
+
+
 def card(
     ctx: typer.Context,
-    name: NAME,
-    version: Annotated[Optional[int], typer.Option("--version", min=1, help="Default: the latest.")] = None,
+    ref: REF,
+    version: Annotated[Optional[int], typer.Option("--version", min=1, help="With a bare NAME; default: latest.")] = None,
+    format: Annotated[str, typer.Option("--format", help="md (Markdown) or html.")] = "md",
     output: Annotated[Optional[Path], typer.Option("--output", "-o", help="Write to FILE, not stdout.")] = None,
 ) -> None:
-    """Write the Markdown model card of a version of NAME."""
-    text = _common.open_store(ctx).registry.model_card(name, version)
+    """Write the model card of a registered version (with its known drift)."""
+    text = _common.open_store(ctx).registry.model_card(ref, version, format=format)
     if output is None:
         typer.echo(text, nl=False)
     else:
-        output.write_text(text)
+        output.write_text(text, encoding="utf-8")
         typer.echo(str(output))
+
+
+app.command("card")(card)
 
 
 def serve(
     ctx: typer.Context,
-    ref: Annotated[str, typer.Argument(metavar="NAME@ALIAS", help="NAME@ALIAS, NAME/VERSION or models:/...")],
+    ref: REF,
     host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = 5001,
     log_rate: Annotated[float, typer.Option("--log-rate", help="Share of requests logged as Predictions.")] = 0.1,
@@ -146,8 +152,12 @@ def serve(
 
 
 def register_commands(root: typer.Typer) -> None:
+    from mlkeep.cli import monitor
+
     root.add_typer(app, name="registry")
     root.command("serve")(serve)
+    root.command("card")(card)
+    root.add_typer(monitor.app, name="monitor")
 
 
 def _out(data: object, line: str) -> None:

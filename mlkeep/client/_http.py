@@ -58,11 +58,12 @@ class Http:
     def post(self, path: str, body: Any) -> Any:
         return self.request("POST", path, json=body)
 
-    def upload(self, path: str, source: str | os.PathLike[str] | bytes) -> Any:
+    def upload(self, path: str, source: str | os.PathLike[str] | bytes, params: dict[str, Any] | None = None) -> Any:
         """PUT a file (streamed in chunks, never whole in memory) or bytes."""
+        params = {k: v for k, v in (params or {}).items() if v is not None}
         if isinstance(source, bytes):
-            return self.request("PUT", path, content=source)
-        return self.request("PUT", path, content=_chunks(Path(source)))
+            return self.request("PUT", path, content=source, params=params)
+        return self.request("PUT", path, content=_chunks(Path(source)), params=params)
 
     def download(self, path: str, dest: str | os.PathLike[str], **params: Any) -> tuple[Path, httpx.Headers]:
         """Stream a response body into `dest` (temporary name, then renamed); returns it and the headers."""

@@ -1,10 +1,11 @@
-"""`RemoteRepository`: a model repository on a server — refs, log, diff, checkout."""
+"""`RemoteRepository`: a model repository on a server — refs, log, diff, checkout, and commit."""
 
 from __future__ import annotations
 
 import os
 import tempfile
 from pathlib import Path
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from mlkeep.versioning.commit import Commit
@@ -49,6 +50,24 @@ class RemoteRepository:
         d["code"] = {k: tuple(v) for k, v in d["code"].items()}
         return CommitDiff(**d)
 
+    def commit(self, model: Any, message: str = "", *, branch: str = "main", run: Any = None,
+               datasets: Sequence[Any] = (), code: dict[str, str] | None = None) -> Commit:
+        """Commit weights (a torch module or state_dict, a dict of arrays, or a `.safetensors` file) onto `branch`.
+
+        Sent as a safetensors file (streamed). The branch head moves by compare-and-swap on the server, so a
+        concurrent commit raises `ConflictError` rather than being lost. `code` defaults to this machine's git
+        reference. Estimators are not sent: pickles do not cross to a server (commit them to a local store).
+        """
+        from mlkeep.tracking.environment import capture_environment
+
+        if code is None:
+            code = {k[4:]: v for k, v in capture_environment().items() if k.startswith("git.")}
+        params = {"message": message, "branch": branch, "run_id": getattr(run, "id", run),
+                  "datasets": [getattr(d, "id", d) for d in datasets], "code": [f"{k}={v}" for k, v in code.items()]}
+        with tempfile.TemporaryDirectory(prefix="mlkeep-commit-") as tmp:
+            file = _safetensors(model, Path(tmp) / "model.safetensors")
+            return _commit(self.store.http.upload(self._path("commits"), file, params=params))
+
     def checkout_file(self, ref: str, path: str | os.PathLike[str]) -> Path:
         """Download version `ref` to `path` (`.safetensors`, or `.pkl` for an estimator), streamed."""
         return self.store.http.download(self._path("checkout"), path, ref=ref)[0]
@@ -75,6 +94,30 @@ class RemoteRepository:
             from safetensors.numpy import load_file as load_numpy
 
             return load_numpy(str(file))
+
+
+def _safetensors(model: Any, path: Path) -> Path:
+    """`model` as a safetensors file: a path as given, else its tensors written to `path`."""
+    import numpy as np
+
+    from mlkeep.errors import InvalidInputError
+
+    if isinstance(model, (str, os.PathLike)):
+        return Path(model)
+    state = model.state_dict() if hasattr(model, "state_dict") else model
+    if isinstance(state, dict) and state and all(isinstance(v, np.ndarray) for v in state.values()):
+        from safetensors.numpy import save_file as save_numpy
+
+        save_numpy({str(k): np.ascontiguousarray(v) for k, v in state.items()}, str(path))
+        return path
+    if isinstance(state, dict) and state and all(hasattr(v, "detach") for v in state.values()):
+        from safetensors.torch import save_file
+
+        save_file({str(k): v.detach().cpu().contiguous() for k, v in state.items()}, str(path))
+        return path
+    raise InvalidInputError(
+        f"A remote commit takes a torch module or state_dict, a dict of arrays or a .safetensors file, "
+        f"not {type(model).__name__}.")
 
 
 def _shape(s: Any) -> tuple[int, ...] | None:

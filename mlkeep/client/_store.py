@@ -1,4 +1,4 @@
-"""`RemoteStore`: `Store`'s tracking methods, answered by an mlkeep server."""
+"""`RemoteStore`: `Store`'s methods (tracking, repositories, registry, intermediates) answered by a server."""
 
 from __future__ import annotations
 
@@ -10,6 +10,8 @@ from pathlib import Path
 from typing import Any
 
 from mlkeep.client._http import Http
+from mlkeep.client._intermediates import RemoteIntermediates
+from mlkeep.client._registry import RemoteRegistry
 from mlkeep.client._run import RemoteRun, active_remote_run
 from mlkeep.errors import CorruptObjectError, InvalidInputError
 from mlkeep.tracking.entities import Artifact, Dataset, Evaluation, Experiment, Metric, Model, Prediction, Run
@@ -88,8 +90,8 @@ class RemoteStore:
                              max_step=max_step)  # type: ignore[no-any-return]
 
     def search_runs(self, filter: str = "", order_by: str | Sequence[str] | None = None, limit: int | None = None,
-                    *, experiments: Sequence[str] | None = None) -> list[Run]:
-        """Runs matching a filter, sorted by the server; pages are fetched until `limit`."""
+                    *, offset: int = 0, experiments: Sequence[str] | None = None) -> list[Run]:
+        """Runs matching a filter, sorted by the server, from `offset` on; pages are fetched until `limit`."""
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise InvalidInputError(f"limit must be a positive integer, not {limit!r}.")
         out: list[Run] = []
@@ -97,17 +99,17 @@ class RemoteStore:
         while True:
             size = PAGE if limit is None else min(PAGE, limit - len(out))
             runs, token = self.search_page(filter, order_by, page_size=size, page_token=token,
-                                           experiments=experiments)
+                                           experiments=experiments, offset=offset)
             out += runs
             if token is None or (limit is not None and len(out) >= limit):
                 return out
 
     def search_page(self, filter: str = "", order_by: str | Sequence[str] | None = None, *, page_size: int = 50,
-                    page_token: str | None = None,
-                    experiments: Sequence[str] | None = None) -> tuple[list[Run], str | None]:
-        """One page of runs and the token of the next (None on the last page)."""
+                    page_token: str | None = None, experiments: Sequence[str] | None = None,
+                    offset: int = 0) -> tuple[list[Run], str | None]:
+        """One page of runs (from `page_token`, else `offset`) and the token of the next (None on the last page)."""
         body = {"filter": filter, "order_by": order_by, "page_size": page_size, "page_token": page_token,
-                "experiments": list(experiments) if experiments is not None else None}
+                "experiments": list(experiments) if experiments is not None else None, "offset": offset}
         page = self.http.post("/search/runs", body)
         return [Run.from_dict(_nan(r)) for r in page["runs"]], page["next_page_token"]
 
@@ -154,9 +156,14 @@ class RemoteStore:
         return [Model.from_dict(m) for m in self.http.get("/models", run_id=run_id)]
 
     def load_model(self, model_id: str) -> Any:
-        """The fitted model, downloaded and unpickled here: load only from a server you trust."""
+        """The fitted model, downloaded and unpickled here: load only from a server you trust.
+
+        `models:/NAME@ALIAS` and `models:/NAME/VERSION` resolve through the server's registry.
+        """
         from mlkeep.tracking.models import deserialize
 
+        if model_id.startswith("models:/"):
+            return self.registry.load(model_id)
         with tempfile.TemporaryDirectory(prefix="mlkeep-model-") as tmp:
             path, headers = self.http.download(f"/models/{model_id}/object", Path(tmp) / "model")
             return deserialize(headers.get("x-mlkeep-flavor", "pickle"), path.read_bytes())
@@ -193,6 +200,18 @@ class RemoteStore:
 
     def repositories(self) -> list[str]:
         return [r["name"] for r in self.http.get("/repositories")]
+
+    @property
+    def registry(self) -> RemoteRegistry:
+        """The server's model registry: registered models, versions, aliases, history, model cards."""
+        return RemoteRegistry(self)
+
+    @property
+    def intermediates(self) -> RemoteIntermediates:
+        """The server's model intermediates: list them and ask diagnostic queries."""
+        if self.__dict__.get("_intermediates") is None:
+            self._intermediates = RemoteIntermediates(self)
+        return self._intermediates
 
 
 def _nan(run: dict[str, Any]) -> dict[str, Any]:

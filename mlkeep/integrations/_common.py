@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
+from mlkeep.integrations._recorder import AutologWarning, recorder
+
 if TYPE_CHECKING:
     from mlkeep.objects import ObjectStore
     from mlkeep.tracking.active_run import ActiveRun
@@ -27,14 +29,18 @@ SKIPPED_TAG = "autolog.skipped"
 MAX_REASON = 300
 
 
-class AutologWarning(UserWarning):
-    """Issued when autologging could not record something; training went on unchanged."""
-
-
 def skipped(run: ActiveRun | None, what: str, exc: BaseException) -> None:
-    """Warn that `what` was not recorded, and say so in the run's tag `autolog.skipped.<what>`."""
+    """Warn that `what` was not recorded, and say so in the run's tag `autolog.skipped.<what>`.
+
+    In the background recorder the warning waits for the next `recorder.settle()`,
+    so it reaches the training thread instead of vanishing in the worker.
+    """
     reason = f"{type(exc).__name__}: {exc}"[:MAX_REASON]
-    warnings.warn(f"mlkeep autologging skipped {what}: {reason}", AutologWarning, stacklevel=3)
+    message = f"mlkeep autologging skipped {what}: {reason}"
+    if recorder.in_worker():
+        recorder.note(message)
+    else:
+        warnings.warn(message, AutologWarning, stacklevel=3)
     log.debug("autologging skipped %s", what, exc_info=exc)
     if run is not None:
         try:

@@ -46,20 +46,33 @@ def param_texts(hyper: list[Hyperparameter]) -> dict[str, str]:
 
 
 def record_model(
-    run: ActiveRun, estimator: Any, dataset: Dataset | None, hyper: list[Hyperparameter] | None, name: str | None = None
+    run: ActiveRun,
+    estimator: Any,
+    dataset: Dataset | None,
+    hyper: list[Hyperparameter] | None,
+    name: str | None = None,
+    model_id: str | None = None,
+    payload: bytes | None = None,
 ) -> Model:
-    """Describe and store the estimator; if it cannot be pickled, the description alone (tagged)."""
+    """Describe and store the estimator; if it cannot be pickled, the description alone (tagged).
+
+    `model_id` is the id chosen when the fit returned (predictions may already point to it);
+    `payload`, the estimator already serialized (a snapshot's blob).
+    """
     from mlkeep.ids import new_id
     from mlkeep.tracking import describe_model, models
     from mlkeep.tracking.lineage import add_links
 
     oid, flavor = None, "sklearn"
     try:
-        flavor, payload = models.serialize(estimator)
+        if payload is None:
+            flavor, payload = models.serialize(estimator)
+        elif describe_model.framework_of(estimator) != "sklearn":
+            flavor = "pickle"
         oid = run.objects.put_bytes(payload)
     except Exception as exc:
         skipped(run, "model.serialized", exc)
-    entity = describe_model.describe(estimator, model_id=new_id(), name=name, flavor=flavor, object_id=oid,
+    entity = describe_model.describe(estimator, model_id=model_id or new_id(), name=name, flavor=flavor, object_id=oid,
                                      run_id=run.id, dataset=dataset)
     if hyper is not None:
         entity = dataclasses.replace(entity, hyperparameters=hyper)

@@ -85,6 +85,8 @@ class Watch:
         self._epoch_losses: list[float] = []
         self._eval_losses: list[float] = []
         self._last_loss: float | None = None
+        self._first_values: dict[int, dict[str, float]] = {}  # per parameter group, at the first step
+        self._moved: set[str] = set()  # metric names of hyperparameters that changed: logged every step since
         self._examples = 0
         self._epoch_start = time.perf_counter()
         self._closed = False
@@ -144,13 +146,32 @@ class Watch:
 
     def _after_step(self, optimizer: Any) -> None:
         with skipping(self.run, "step"):
-            values = {"lr" if i == 0 else f"lr.group{i}": float(g["lr"]) for i, g in enumerate(optimizer.param_groups)}
+            values = self._scheduled(optimizer)
             if self._last_loss is not None:
                 values["loss"] = self._last_loss
                 self._epoch_losses.append(self._last_loss)
                 self._last_loss = None
             self.run.log_metrics(values, step=self.step)
         self.step += 1
+
+    def _scheduled(self, optimizer: Any) -> dict[str, float]:
+        """The learning rate of each parameter group, and any other hyperparameter once it has changed.
+
+        Schedulers move more than the learning rate (OneCycleLR cycles SGD's `momentum`
+        or Adam's `betas`): a value that differs from the one at the first step becomes a
+        metric series from then on, so every change during training is on record.
+        """
+        values: dict[str, float] = {}
+        for i, group in enumerate(optimizer.param_groups):
+            suffix = "" if i == 0 else f".group{i}"
+            numbers = _numeric_hyperparameters(group)
+            first = self._first_values.setdefault(i, numbers)
+            for key, value in numbers.items():
+                name = key + suffix
+                if key == "lr" or name in self._moved or first.get(key) != value:
+                    self._moved.add(name)
+                    values[name] = value
+        return values
 
     def watch_loader(self, loader: Any) -> None:
         """Count epochs of `loader` (a full pass is an epoch) and fingerprint its dataset."""
@@ -443,6 +464,21 @@ def _training_params(optimizer: Any, scheduler: Any) -> dict[str, str]:
             if isinstance(value, (int, float, str, bool, tuple, list)) or value is None:
                 params[f"{label}.{key}"] = str(value)
     return params
+
+
+def _numeric_hyperparameters(group: dict[str, Any]) -> dict[str, float]:
+    """A parameter group's numbers (not its parameters); a tuple such as Adam's `betas` as `betas.0`, `betas.1`."""
+    out: dict[str, float] = {}
+    for key, value in group.items():
+        if key == "params" or isinstance(value, bool):
+            continue
+        if isinstance(value, (int, float)):
+            out[key] = float(value)
+        elif isinstance(value, tuple) and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            out.update({f"{key}.{j}": float(v) for j, v in enumerate(value)})
+        elif hasattr(value, "item") and getattr(value, "numel", lambda: 0)() == 1:  # a tensor learning rate
+            out[key] = float(value.item())
+    return out
 
 
 def seeds_and_flags() -> dict[str, str]:

@@ -18,6 +18,12 @@ and for GridSearchCV / RandomizedSearchCV one child run per candidate.
 Never changes what a patched call returns or raises: tracking failures become an
 `AutologWarning` and a run tag `autolog.skipped.<what>`.
 
+The training thread only snapshots (`_snapshot.py`) and queues: the records are
+written by a background recorder (`_recorder.py`), in order, and are all in the
+store when `flush()`, a run's `flush()` or end, the end of a `with autolog():`
+block or interpreter exit returns. A run autologging started for a fit ends when
+its records are written.
+
 Limits: metric functions are recognised when looked up on `sklearn.metrics` after
 `autolog()` (a `from sklearn.metrics import f1_score` made before it keeps the
 original function); fits in joblib worker processes are not seen (their
@@ -42,12 +48,14 @@ from mlkeep.integrations._common import (
     skipped,
     skipping,
 )
+from mlkeep.integrations._recorder import recorder
+from mlkeep.integrations._snapshot import ModelSnapshot, frozen_copy
 
 if TYPE_CHECKING:
     from mlkeep.store import Store
     from mlkeep.tracking.active_run import ActiveRun
 
-__all__ = ["autolog", "Autolog", "tracked_model"]
+__all__ = ["autolog", "Autolog", "flush", "tracked_model"]
 
 FIT_METHODS = ("fit", "fit_transform", "fit_predict")
 PREDICT_METHODS = ("predict", "predict_proba", "transform")
@@ -77,7 +85,11 @@ class _Config:
 
 @dataclass
 class TrackedModel:
-    """What autologging knows about a fitted estimator: its Model, run, dataset and store."""
+    """What autologging knows about a fitted estimator: its Model, run, dataset and store.
+
+    The ids are chosen when `fit` returns; the records behind them are written by the
+    background recorder (`tracked_model()` and `flush()` wait for it).
+    """
 
     model_id: str
     run_id: str
@@ -89,10 +101,12 @@ class TrackedModel:
 
 @dataclass
 class _TrackedPrediction:
+    """A prediction autologging recorded; its ids are filled in when the recorder has written it."""
+
     model: TrackedModel
-    prediction_id: str
-    dataset_id: str
     method: str
+    prediction_id: str | None = None
+    dataset_id: str | None = None
     evaluated: set[tuple[int, str]] = field(default_factory=set)
 
 
@@ -123,8 +137,9 @@ class Autolog:
         self.disable()
 
     def disable(self) -> None:
-        """Undo every patch: estimators and metric functions are scikit-learn's own again."""
+        """Undo every patch (estimators and metric functions are scikit-learn's own again), then `flush()`."""
         _unpatch()
+        recorder.settle()
 
     @property
     def enabled(self) -> bool:
@@ -153,7 +168,7 @@ def autolog(
     """
     global _config
     if disable:
-        _unpatch()
+        Autolog().disable()
         return Autolog()
     with _lock:
         _config = _Config(store=store, experiment=experiment, log_models=log_models, log_datasets=log_datasets,
@@ -165,8 +180,21 @@ def autolog(
 
 
 def tracked_model(estimator: Any) -> TrackedModel | None:
-    """The Model autologging recorded for this fitted estimator object, if any."""
-    return _models.get(estimator)
+    """The Model autologging recorded for this fitted estimator object, if any (written when this returns)."""
+    found = _models.get(estimator)
+    if found is not None:
+        recorder.settle()
+    return found
+
+
+def flush() -> None:
+    """Return when everything autologging recorded so far is in the store.
+
+    Fits are recorded in a background thread; a run's `flush()` and end, the
+    end of a `with autolog():` block and interpreter exit wait for it too.
+    Problems the background met are issued here as `AutologWarning`s.
+    """
+    recorder.settle()
 
 
 # -- patching -------------------------------------------------------------------------------------------------
@@ -322,15 +350,25 @@ def _tracked_fit(config: _Config, original: Any, method: str, est: Any, args: tu
                 run.__exit__(type(exc), exc, exc.__traceback__)
         raise
     duration = time.perf_counter() - start
-    if run is not None:
-        try:
-            _record_fit(config, run, created, est, method, args, kwargs, duration)
-        except Exception as exc:  # _record_fit guards each part; this is the last line of defence
-            skipped(run, "fit", exc)
-        finally:
-            if created:
-                with skipping(None, "run"):
-                    run.__exit__(None, None, None)
+    if run is None:
+        return result
+    fit = None
+    try:
+        fit = _capture(config, run, created, est, method, args, kwargs, duration)
+    except Exception as exc:  # this fit goes unrecorded (said in a tag and a warning); the fit itself stands
+        skipped(run, "fit", exc)
+    if fit is not None and fit.snapshot is not None:
+        if created:
+            run._leave()  # no longer this thread's active run; the recorder ends it once its records are written
+        _submit(_record_fit, fit)
+        return result
+    try:  # an estimator pickle refuses: recorded here, from the live object
+        if fit is not None:
+            _record_fit(fit)
+    finally:
+        if created:
+            with skipping(None, "run"):
+                run.__exit__(None, None, None)
     return result
 
 
@@ -350,38 +388,98 @@ def _run_for(config: _Config, est: Any) -> tuple[ActiveRun | None, bool]:
         return None, False
 
 
-def _record_fit(
-    config: _Config, run: ActiveRun, created: bool, est: Any, method: str, args: tuple, kwargs: dict,
-    duration: float,
-) -> None:
+@dataclass
+class _Fit:
+    """One outermost fit as the training thread hands it to the recorder: snapshots, never live objects.
+
+    `live` is the estimator itself only when it cannot be snapshotted; it is then recorded at once.
+    """
+
+    config: _Config
+    run: ActiveRun
+    created: bool
+    method: str
+    duration: float
+    X: Any
+    y: Any
+    tracked: TrackedModel | None
+    snapshot: ModelSnapshot | None
+    live: Any = None
+
+    def estimator(self) -> Any:
+        return self.snapshot.load() if self.snapshot is not None else self.live
+
+
+def _capture(
+    config: _Config, run: ActiveRun, created: bool, est: Any, method: str, args: tuple, kwargs: dict, duration: float
+) -> _Fit:
+    """What the records of this fit need, taken now (the caller may change `est` or its data next)."""
+    from mlkeep.ids import new_id
+
     X = args[0] if args else kwargs.get("X")
     y = args[1] if len(args) > 1 else kwargs.get("y", kwargs.get("Y"))
-    run.log_metric("fit_duration_s", duration)
-    dataset = None
-    if config.log_datasets and X is not None:
-        with skipping(run, "dataset"):
-            dataset = log_dataset(run.db, run.objects, X, y, run_id=run.id)
-    hyper = None
-    with skipping(run, "hyperparameters"):
-        user = {} if created else run.info.params
-        hyper = record.deep_hyperparameters(est, user)
-        texts = {k: v for k, v in record.param_texts(hyper).items() if k not in user}
-        try:
-            run.log_params(texts)
-        except Exception as exc:  # e.g. a second fit in one run with other values: the Model keeps them
-            skipped(run, "params", exc)
+    tracked = None
     if config.log_models:
-        with skipping(run, "model"):
-            model = record.record_model(run, est, dataset, hyper)
-            _models.put(est, TrackedModel(model.id, run.id, dataset.id if dataset else None, record.kind_of(est),
-                                          run.db, run.objects))
-    if config.log_training_score and method == "fit":
-        with skipping(run, "training_score"):
-            record.training_scores(run, est, X, y)
-    results = getattr(est, "cv_results_", None)
-    if isinstance(results, dict) and "params" in results:  # GridSearchCV, RandomizedSearchCV, halving searches
-        with skipping(run, "search"):
-            record.record_search(run, est, run.info.experiment, dataset, config.max_tuning_runs)
+        tracked = TrackedModel(new_id(), run.id, None, record.kind_of(est), run.db, run.objects)
+        _models.put(est, tracked)  # predictions may point to the model before the recorder has written it
+    try:
+        snapshot = ModelSnapshot(est)
+    except Exception:  # recorded from the live object; `record_model` says what was skipped
+        return _Fit(config, run, created, method, duration, X, y, tracked, None, live=est)
+    return _Fit(config, run, created, method, duration, frozen_copy(X), frozen_copy(y), tracked, snapshot)
+
+
+def _record_fit(fit: _Fit) -> None:
+    """Write everything a fit produced (in the recorder; inline for an estimator without a snapshot)."""
+    config, run = fit.config, fit.run
+    try:
+        est = fit.estimator()
+        X, y = fit.X, fit.y
+        run.log_metric("fit_duration_s", fit.duration)
+        dataset = None
+        if config.log_datasets and X is not None:
+            with skipping(run, "dataset"):
+                dataset = log_dataset(run.db, run.objects, X, y, run_id=run.id)
+        hyper = None
+        with skipping(run, "hyperparameters"):
+            user = {} if fit.created else run.info.params
+            hyper = record.deep_hyperparameters(est, user)
+            texts = {k: v for k, v in record.param_texts(hyper).items() if k not in user}
+            try:
+                run.log_params(texts)
+            except Exception as exc:  # e.g. a second fit in one run with other values: the Model keeps them
+                skipped(run, "params", exc)
+        if fit.tracked is not None:
+            with skipping(run, "model"):
+                fit.tracked.dataset_id = dataset.id if dataset else None
+                record.record_model(run, est, dataset, hyper, model_id=fit.tracked.model_id,
+                                    payload=fit.snapshot.payload() if fit.snapshot is not None else None)
+        if config.log_training_score and fit.method == "fit":
+            with skipping(run, "training_score"):
+                record.training_scores(run, est, X, y)
+        results = getattr(est, "cv_results_", None)
+        if isinstance(results, dict) and "params" in results:  # GridSearchCV, RandomizedSearchCV, halving searches
+            with skipping(run, "search"):
+                record.record_search(run, est, run.info.experiment, dataset, config.max_tuning_runs)
+    except Exception as exc:  # each part is guarded; this is the last line of defence
+        skipped(run, "fit", exc)
+    finally:
+        if fit.created and fit.snapshot is not None:
+            with skipping(None, "run"):
+                run.end()
+
+
+def _submit(job: Any, *args: Any) -> None:
+    """Queue `job(*args)` for the recorder, where patched scikit-learn calls act as the originals."""
+
+    def run_job() -> None:
+        _state.depth += 1
+        try:
+            job(*args)
+        finally:
+            _state.depth -= 1
+
+    recorder.submit(run_job)
 
 
 def _predict_wrapper(original: Any, method: str) -> Any:
@@ -402,8 +500,8 @@ def _predict_wrapper(original: Any, method: str) -> Any:
             result = original(self, *args, **kwargs)
             tracked = _models.get(self)
             if tracked is not None and config.log_predictions:
-                X = args[0] if args else kwargs.get("X")
-                _record_prediction(tracked, X, result, method)
+                with skipping(_current_run(), f"prediction.{method}"):
+                    _record_prediction(tracked, args[0] if args else kwargs.get("X"), result, method)
             return result
         finally:
             _state.depth -= 1
@@ -411,20 +509,24 @@ def _predict_wrapper(original: Any, method: str) -> Any:
     return predict
 
 
-def _record_prediction(tracked: TrackedModel, X: Any, result: Any, method: str) -> _TrackedPrediction | None:
+def _record_prediction(tracked: TrackedModel, X: Any, result: Any, method: str) -> _TrackedPrediction:
+    """Remember `result` as a prediction of `tracked` now; the recorder writes it (and fills in its ids)."""
+    run = _current_run()
+    entry = _TrackedPrediction(tracked, method)
+    _predictions.put(result, entry)
+    _submit(_write_prediction, entry, frozen_copy(X), frozen_copy(result), run)
+    return entry
+
+
+def _write_prediction(entry: _TrackedPrediction, X: Any, result: Any, run: ActiveRun | None) -> None:
     from mlkeep.tracking import predictions
 
-    run = _current_run()
-    try:
-        dataset = log_dataset(tracked.db, tracked.objects, X, run_id=None)
-        p = predictions.log_predictions(tracked.db, tracked.objects, tracked.model_id, dataset, result,
-                                        name=method, run_id=run.id if run else tracked.run_id)
-    except Exception as exc:
-        skipped(run, f"prediction.{method}", exc)
-        return None
-    entry = _TrackedPrediction(tracked, p.id, dataset.id, method)
-    _predictions.put(result, entry)
-    return entry
+    model = entry.model
+    with skipping(run, f"prediction.{entry.method}"):
+        dataset = log_dataset(model.db, model.objects, X, run_id=None)
+        p = predictions.log_predictions(model.db, model.objects, model.model_id, dataset, result,
+                                        name=entry.method, run_id=run.id if run else model.run_id)
+        entry.dataset_id, entry.prediction_id = dataset.id, p.id
 
 
 def _score_wrapper(original: Any, method: str) -> Any:
@@ -456,24 +558,28 @@ def _score_wrapper(original: Any, method: str) -> Any:
 
 
 def _record_score(tracked: TrackedModel, X: Any, y: Any, predicted: Any, value: Any) -> None:
-    run = _current_run()
-    with skipping(run, "evaluation"):
-        entry = _record_prediction(tracked, X, predicted, "predict") if predicted is not None else None
+    with skipping(_current_run(), "evaluation"):
         extra = {"score": float(value)}
-        if entry is not None and y is not None:
-            _evaluate(entry, y, predicted, extra, name="score")
+        if predicted is not None and y is not None:
+            _evaluate(_record_prediction(tracked, X, predicted, "predict"), y, predicted, extra, name="score")
         else:  # a score that did not go through predict: the value alone
-            from mlkeep.tracking import predictions
+            _submit(_write_score, tracked, frozen_copy(X), extra, _current_run())
 
-            dataset = log_dataset(tracked.db, tracked.objects, X, run_id=None)
-            predictions.log_evaluation(tracked.db, tracked.objects, tracked.model_id, dataset, extra, name="score",
-                                       run_id=run.id if run else tracked.run_id)
+
+def _write_score(tracked: TrackedModel, X: Any, scores: dict[str, float], run: ActiveRun | None) -> None:
+    from mlkeep.tracking import predictions
+
+    with skipping(run, "evaluation"):
+        dataset = log_dataset(tracked.db, tracked.objects, X, run_id=None)
+        predictions.log_evaluation(tracked.db, tracked.objects, tracked.model_id, dataset, scores, name="score",
+                                   run_id=run.id if run else tracked.run_id)
 
 
 def _evaluate(entry: _TrackedPrediction, y_true: Any, y_pred: Any, extra: dict[str, float], name: str) -> None:
-    """Log the standard scores of a prediction against `y_true` once, plus `extra` ones not logged yet."""
-    from mlkeep.tracking import predictions
+    """Log the standard scores of a prediction against `y_true` once, plus `extra` ones not logged yet.
 
+    The scores are computed here (the labels may change next); the recorder writes them.
+    """
     model = entry.model
     ident = id(y_true)
     standard_done = (ident, "") in entry.evaluated
@@ -489,14 +595,25 @@ def _evaluate(entry: _TrackedPrediction, y_true: Any, y_pred: Any, extra: dict[s
         if (ident, key) not in entry.evaluated:
             scores.setdefault(key, value)
             entry.evaluated.add((ident, key))
-    if not scores:
-        return
-    run = _current_run()
-    predictions.log_evaluation(
-        model.db, model.objects, model.model_id, entry.dataset_id, scores, confusion_matrix=matrix,
-        class_labels=labels, prediction=entry.prediction_id, name=name,
-        run_id=run.id if run else model.run_id,
-    )
+    if scores:
+        _submit(_write_evaluation, entry, scores, matrix, labels, name, _current_run())
+
+
+def _write_evaluation(
+    entry: _TrackedPrediction, scores: dict[str, float], matrix: Any, labels: list[str] | None, name: str,
+    run: ActiveRun | None,
+) -> None:
+    from mlkeep.tracking import predictions
+
+    model = entry.model
+    with skipping(run, "evaluation"):
+        if entry.prediction_id is None or entry.dataset_id is None:
+            raise ValueError("the prediction it scores was not recorded")
+        predictions.log_evaluation(
+            model.db, model.objects, model.model_id, entry.dataset_id, scores, confusion_matrix=matrix,
+            class_labels=labels, prediction=entry.prediction_id, name=name,
+            run_id=run.id if run else model.run_id,
+        )
 
 
 def _metric_wrapper(original: Any, name: str) -> Any:

@@ -19,9 +19,9 @@ from mlkeep.errors import DatasetUnavailableError, InvalidInputError, RecomputeE
 from mlkeep.ids import new_id, now_ms
 from mlkeep.intermediates import capture as cap
 from mlkeep.intermediates import costmodel, queries, records, recompute, storage
-from mlkeep.intermediates.codecs import Codec, decode_chunk, parse_codec
+from mlkeep.intermediates.codecs import Codec, parse_codec
 from mlkeep.intermediates.costmodel import Costs, Decision
-from mlkeep.intermediates.dedup import ApproxIndex
+from mlkeep.intermediates.dedup import SimilarIndex
 from mlkeep.intermediates.entities import STORED, VIRTUAL, Intermediate
 from mlkeep.intermediates.layout import BLOCK_ROWS, CHUNK_BYTES, Layout, select_cols, select_rows
 from mlkeep.metadata import Database
@@ -42,7 +42,7 @@ class Intermediates:
         self.db, self.objects, self.tensors = db, objects, tensors
         self.threshold, self.block_rows, self.chunk_bytes, self.workers = threshold, block_rows, chunk_bytes, workers
         self.last_source: str | None = None  # "read" or "rerun": how the latest query was answered
-        self._approx: dict[float, ApproxIndex] = {}
+        self._similar: SimilarIndex | None = None  # built from the store's manifests on first use
 
     # ------------------------------------------------------------------ capture
     def layers(self, model: Any) -> list[str]:
@@ -53,7 +53,7 @@ class Intermediates:
                 codec: str | Codec | Mapping[str, str | Codec] = "kbit", name: str | None = None, *,
                 targets: Any = None, repo: str | None = None, branch: str = "main", architecture: Any = None,
                 batch_size: int = 256, progress: cap.Progress | None = None, store: bool = True,
-                dedup: str = "exact", tolerance: float | None = None) -> dict[str, Intermediate]:
+                dedup: str = "similar", tolerance: float | None = None) -> dict[str, Intermediate]:
         """Run a model over a dataset and keep the output of each layer; returns {layer: Intermediate}.
 
         `model` is a PyTorch module or scikit-learn estimator (committed to
@@ -62,16 +62,19 @@ class Intermediates:
         logged Dataset, its id, or array-like data (logged, with `targets`).
         `codec` is one spec for every layer or {layer: spec} (`"*"` for the
         rest). With `store=False` nothing but the records is written: each
-        intermediate is recomputed when queried. `dedup="approx"` reuses a
-        stored chunk whose values are all within `tolerance` (lossy).
+        intermediate is recomputed when queried. Identical chunks are always
+        stored once; `dedup="similar"` (the default, lossless) also stores a
+        chunk near-identical to a stored one as a delta against it,
+        `dedup="approx"` reuses a stored chunk whose values are all within
+        `tolerance` instead (lossy), `"exact"` does neither.
 
         Raises `LayerNotFoundError` (listing the layers), `CodecMismatchError`,
         `InvalidInputError`.
         """
         if batch_size < 1:
             raise InvalidInputError("batch_size must be at least 1.")
-        if dedup not in ("exact", "approx") or (dedup == "approx" and not tolerance):
-            raise InvalidInputError("dedup is 'exact', or 'approx' with a tolerance > 0.")
+        if dedup not in storage.DEDUP or (dedup == "approx" and not (tolerance and tolerance > 0)):
+            raise InvalidInputError("dedup is 'exact', 'similar', or 'approx' with a tolerance > 0.")
         ds = self._dataset(dataset, targets)
         repository, commit, skeleton, live = self._version(model, ds.id, repo, branch, architecture)
         X, _, t_data = recompute.load_inputs(self.db, self.objects, ds.id)
@@ -93,8 +96,8 @@ class Intermediates:
         probe = cap.run(runnable, cap.take_rows(X, np.arange(sample)), names, lambda *a: None, batch_size=batch_size)
         for layer in names:
             codecs[layer].out_shape(probe.shapes[layer])  # CodecMismatchError before any work
-        approx = self._approx_index(tolerance) if dedup == "approx" else None
-        sink = storage.ChunkSink(self.objects, write=store, workers=self.workers, approx=approx)
+        sink = storage.ChunkSink(self.objects, write=store, workers=self.workers, dedup=dedup,
+                                 index=self._index() if dedup != "exact" else None, tolerance=tolerance or 0.0)
         writers = {layer: storage.LayerWriter(sink, codecs[layer], n, block_rows=self.block_rows,
                                               chunk_bytes=self.chunk_bytes) for layer in names}
         try:
@@ -231,6 +234,11 @@ class Intermediates:
         records.set_storage(self.db, inter, status=VIRTUAL, manifest=None)
         return records.get(self.db, inter.id)
 
+    def delete(self, intermediate: Intermediate | str) -> None:
+        """Forget an intermediate: its record and lineage go now, its chunks at the next `gc` unless
+        another intermediate uses them too."""
+        records.delete(self.db, records.get(self.db, intermediate))
+
     # ------------------------------------------------------------------ internals
     def _values(self, inter: Intermediate, rows: np.ndarray | None, cols: np.ndarray | None,
                 source: str) -> np.ndarray:
@@ -255,7 +263,7 @@ class Intermediates:
                 choice = "read"
         if choice == "read":
             t0 = time.perf_counter()
-            values = storage.read(self.objects, manifest, rows, cols)  # type: ignore[arg-type]
+            values = storage.read(self.objects, manifest, rows, cols, workers=self.workers)  # type: ignore[arg-type]
             costs = costs.measured_read(time.perf_counter() - t0, nbytes)
         self.last_source = choice
         records.count_query(self.db, inter.id)
@@ -268,6 +276,9 @@ class Intermediates:
 
     def _rerun(self, inter: Intermediate, rows: np.ndarray | None, *, costs: Costs | None = None,
                pooled: bool = True) -> tuple[np.ndarray, Costs]:
+        """The intermediate recomputed from its model version and dataset, and the costs updated with what
+        this took: the forward share is the whole wall time but loading, as a query pays it."""
+        t0 = time.perf_counter()
         repo, commit = recompute.resolve_version(self.db, self.objects, self.tensors,
                                                  f"{inter.repository}@{inter.commit_id}")
         X, _, t_data = recompute.load_inputs(self.db, self.objects, inter.dataset_id)
@@ -280,18 +291,19 @@ class Intermediates:
         def emit(_layer: str, start: int, values: np.ndarray) -> None:
             out[start : start + len(values)] = values
 
-        times = cap.run(model, X, [inter.layer], emit, batch_size=inter.document.get("batch_size", 256),
-                        stop_after=inter.layer)
-        costs = (costs or records.costs_of(inter)).measured_rerun(t_load, t_data, times.total, n)
+        cap.run(model, X, [inter.layer], emit, batch_size=inter.document.get("batch_size", 256),
+                stop_after=inter.layer)
         codec = parse_codec(inter.codec)
-        return (codec.transform(out, in_shape) if pooled else out), costs
+        values = codec.transform(out, in_shape) if pooled else out
+        t_fwd = time.perf_counter() - t0 - t_load - t_data
+        return values, (costs or records.costs_of(inter)).measured_rerun(t_load, t_data, t_fwd, n)
 
     def _store(self, inter: Intermediate, values: np.ndarray, *, pooled: bool = False) -> None:
         codec = parse_codec(inter.codec)
         if pooled:
             codec = Codec(codec.value, codec.bits, codec.bins, codec.threshold, None)
         shape = inter.row_shape if pooled else tuple(inter.document["input_shape"])
-        sink = storage.ChunkSink(self.objects, workers=self.workers)
+        sink = storage.ChunkSink(self.objects, workers=self.workers, dedup="similar", index=self._index())
         try:
             writer = storage.LayerWriter(sink, codec, inter.n_rows, block_rows=self.block_rows,
                                          chunk_bytes=self.chunk_bytes)
@@ -350,11 +362,15 @@ class Intermediates:
         parsed = parse_codec(codec)
         return {n: parsed for n in names}
 
-    def _approx_index(self, tolerance: float | None) -> ApproxIndex:
-        key = float(tolerance or 0)
-        if key not in self._approx:
-            self._approx[key] = ApproxIndex(key, lambda oid: decode_chunk(self.objects.get_bytes(oid)))
-        return self._approx[key]
+    def _index(self) -> SimilarIndex:
+        """The LSH index of stored chunks, rebuilt from every stored manifest the first time."""
+        if self._similar is None:
+            index = SimilarIndex()
+            for inter in self.list():
+                if inter.manifest:
+                    index.add_manifest(storage.get_manifest(self.objects, inter.manifest))
+            self._similar = index
+        return self._similar
 
     def _record(self, capture_id: str, name: str, layer: str, repository: str, commit_id: str, dataset_id: str,
                 codec: Codec, result: storage.WriteResult, times: cap.RunTimes, timed_rows: int, t_load: float,
@@ -364,11 +380,12 @@ class Intermediates:
         layout = Layout.from_dict(result.manifest["layout"])
         manifest = storage.put_manifest(self.objects, result.manifest) if stored else None
         read_rate, t_open = self._measure_read(result.manifest, manifest) if stored else (_DEFAULT_READ_RATE, 0.0)
-        costs = Costs(t_model_load=t_load, t_data_load=t_data, t_fwd_row=times.upto.get(layer, times.total) / max(timed_rows, 1),
+        t_fwd = times.upto.get(layer, times.total) + times.taking.get(layer, 0.0)
+        costs = Costs(t_model_load=t_load, t_data_load=t_data, t_fwd_row=t_fwd / max(timed_rows, 1),
                       read_rate=read_rate, t_open=t_open, stored_bytes=result.stored_bytes, n_rows=n)
         doc = {"costs": costs.to_dict(), "layout": layout.to_dict(), "input_shape": list(times.shapes[layer]),
                "batch_size": batch_size, "skeleton": skeleton, "chunks": result.chunks, "reused": result.reused,
-               "approx_reused": result.approx_reused, "recomputable": recomputable}
+               "approx_reused": result.approx_reused, "deltas": result.deltas, "recomputable": recomputable}
         return Intermediate(
             id=new_id(), capture_id=capture_id, name=name, layer=layer, repository=repository, commit_id=commit_id,
             dataset_id=dataset_id, codec=str(codec), status=STORED if stored else VIRTUAL, n_rows=n,
@@ -379,16 +396,14 @@ class Intermediates:
         )
 
     def _measure_read(self, manifest: dict[str, Any], oid: str | None) -> tuple[float, float]:
-        """(seconds per stored byte, seconds to open the manifest), measured on the largest chunk of block 0."""
+        """(seconds per stored byte, seconds to open the manifest): a read through the query path of a few
+        column chunks across every block (the store's throughput for this intermediate's chunks)."""
         t0 = time.perf_counter()
         if oid is not None:
             storage.get_manifest(self.objects, oid)
         t_open = time.perf_counter() - t0
-        sizes = manifest["sizes"][0]
-        c = int(np.argmax(sizes))
-        t0 = time.perf_counter()
-        decode_chunk(self.objects.get_bytes(manifest["chunks"][0][c]))
-        return (time.perf_counter() - t0) / max(sizes[c], 1), t_open
+        seconds, nbytes = storage.time_read(self.objects, manifest, workers=self.workers)
+        return seconds / max(nbytes, 1), t_open
 
     def _groups(self, inter: Intermediate, group_by: Any) -> np.ndarray | None:
         if group_by is None:

@@ -33,10 +33,12 @@ Progress = Callable[[int, int], None]
 
 @dataclass
 class RunTimes:
-    """Measured model time: the whole run, and up to (and including) each captured layer."""
+    """Measured model time: the whole run, up to (and including) each captured layer, and the time spent
+    taking each layer's output (copying it out of the model, which a recompute pays too)."""
 
     total: float = 0.0
     upto: dict[str, float] = field(default_factory=dict)
+    taking: dict[str, float] = field(default_factory=dict)
     shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)
 
 
@@ -121,6 +123,7 @@ def _run_torch(module: Any, X: Any, layers: Sequence[str], emit: Emit, batch_siz
             times.shapes.setdefault(name, tuple(tensor.shape[1:]))
             # copy: a later in-place op (ReLU(inplace=True)) would change a shared buffer
             values = tensor.detach().to("cpu", torch.float32).reshape(tensor.shape[0], -1).numpy().copy()
+            times.taking[name] = times.taking.get(name, 0.0) + time.perf_counter() - t0
             emit(name, state["row"], values)
             state["overhead"] += time.perf_counter() - t0
             if name == stop_after:
@@ -185,6 +188,7 @@ def _run_sklearn(model: Any, X: Any, layers: Sequence[str], emit: Emit, progress
         if name in wanted:
             times.upto[name] = t0 - clock["start"] - clock["overhead"]
             arr = _as_rows(value, name)
+            times.taking[name] = time.perf_counter() - t0
             times.shapes[name] = tuple(arr.shape[1:])
             emit(name, 0, arr)
         clock["overhead"] += time.perf_counter() - t0

@@ -34,7 +34,7 @@ VALUE_CODECS = ("exact", "float16", "kbit", "threshold")
 BINS = ("uniform", "quantile")
 POOL_OPS = ("avg", "max")
 
-MAGIC = b"MKI1"
+MAGIC = b"MKI2"  # 2: codes of fewer than 8 bits are packed k bits each
 _HEADER = struct.Struct("<4sBBHII")  # magic, kind, bits, n_params(quantile centres), rows, cols
 _EXACT, _F16, _UNIFORM, _QUANTILE, _THRESHOLD = range(5)
 
@@ -225,12 +225,13 @@ def decode_chunk(data: bytes | memoryview) -> np.ndarray:
     elif kind == _UNIFORM:
         lo = np.frombuffer(body[: 4 * cols], np.float32)
         step = np.frombuffer(body[4 * cols : 8 * cols], np.float32)
-        codes = _read_codes(body[8 * cols :], n, bits).reshape(cols, rows)
-        cm = (lo[:, None] + codes * step[:, None]).astype(np.float32)
+        cm = _read_codes(body[8 * cols :], n, bits).reshape(cols, rows).astype(np.float32)
+        cm *= step[:, None]
+        cm += lo[:, None]
     else:
         centres = np.frombuffer(body[: 4 * n_params], np.float32)
         cm = centres[_read_codes(body[4 * n_params :], n, bits)]
-    return np.ascontiguousarray(cm.reshape(cols, rows).T)
+    return cm.reshape(cols, rows).T  # a view: the reader copies it into place once
 
 
 def error_bound(codec: Codec, block: np.ndarray) -> np.ndarray:
@@ -269,13 +270,20 @@ def _quantile(cm: np.ndarray, bits: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _code_bytes(codes: np.ndarray, bits: int) -> np.ndarray:
-    if bits <= 8:
+    if bits < 8:  # k bits per code, not a byte: the low k bits of each, packed end to end
+        return np.packbits(np.unpackbits(codes.astype(np.uint8).reshape(-1, 1), axis=1)[:, 8 - bits :])
+    if bits == 8:
         return codes.astype(np.uint8).ravel()
     return to_planes(codes.astype(np.uint16).view(np.uint8).ravel(), 2)
 
 
 def _read_codes(body: memoryview, n: int, bits: int) -> np.ndarray:
-    if bits <= 8:
+    if bits < 8:
+        if len(body) != -(-n * bits // 8):
+            raise CorruptObjectError("Intermediate chunk's payload does not match its header.")
+        planes = np.unpackbits(np.frombuffer(body, np.uint8), count=n * bits).reshape(n, bits)
+        return np.packbits(np.pad(planes, ((0, 0), (8 - bits, 0))), axis=1).ravel()
+    if bits == 8:
         return np.frombuffer(body[:n], np.uint8)
     return _unplane(body, n, 2).view(np.uint16)
 

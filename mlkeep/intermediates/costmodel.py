@@ -4,10 +4,15 @@ For one intermediate and a query over n rows:
 
 * `t_rerun = t_model_load + t_data_load + n · t_fwd_row`, where `n · t_fwd_row`
   is DESIGN's `(n/batch) · Σ t_fwd` (the forward time per batch up to this
-  layer, measured while capturing, divided by the batch size) and
-  `t_data_load` is its `n·size/ρ` (the dataset is read whole);
-* `t_read = read_rate · bytes touched + t_open`, decompression and decoding
-  included (`read_rate` is measured on a stored chunk and updated on reads).
+  layer, and taking its output, measured while capturing, divided by the
+  batch size; then the wall time of each recompute) and `t_data_load` is its
+  `n·size/ρ` (the dataset is read whole);
+* `t_read = read_rate · bytes touched + t_open`: the bytes the query reads
+  times the store's measured throughput for this intermediate, decompression
+  and decoding included. `read_rate` is first measured at capture by reading
+  a few column chunks across every block through the query path (one chunk
+  alone misleads: a small, well-compressed chunk decodes far more values per
+  byte than a large one), then updated by every read a query does.
 
 A query reads when `t_read < t_rerun`, else re-runs. Storage is decided by
 `γ = (t_rerun − t_read) · n_queries / GB stored` (seconds saved per GB)

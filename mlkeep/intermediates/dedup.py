@@ -1,91 +1,149 @@
-"""Approximate de-duplication: MinHash signatures and LSH buckets over quantized chunks.
+"""Finding near-identical chunks: MinHash signatures cut into LSH bands.
 
 Exact de-duplication needs nothing here: a chunk is stored under the hash of
 its encoded bytes, so an identical chunk is stored once. Near-identical
-chunks (a layer that barely moved between two fine-tuned versions) hash
-differently; `ApproxIndex` finds them. Values are quantized to a grid of
-`tolerance`, a fixed sample of positions becomes a set of (position, cell)
-tokens, and a MinHash signature of that set is cut into LSH bands. A chunk
-sharing a band with an indexed one is a candidate; it is reused only after
-its decoded values are checked to be within `tolerance` everywhere, so the
-approximation never exceeds what the user allowed.
+chunks hash differently; `SimilarIndex` finds them, for two uses:
+
+* stored together (lossless, `dedup="similar"`): the new chunk is compressed
+  against the similar one (`delta`), so only what differs takes space;
+* reused (lossy, `dedup="approx"`): the stored chunk stands for the new one
+  when every value is within the user's tolerance (checked on the values,
+  so the approximation never exceeds what the user allowed).
+
+A chunk's tokens are (position, cell) pairs over a fixed sample of positions,
+the cell being the value's place on a coarse grid between its column's
+minimum and maximum in the chunk. Normalising per column is what makes a
+stage that rescales its input (StandardScaler after MinMaxScaler) look like
+its input, as its k-bit codes are; a layer that moved a little between two
+versions keeps most of its cells. The signature's bands are hashed with the
+chunk's shape into `BANDS` 64-bit keys: a chunk sharing a key with an indexed
+one is a candidate, ranked by the number of keys shared.
+
+The keys of every full chunk are kept in its intermediate's manifest, so the
+index is rebuilt from the store in a new session (`add_manifest`) and
+de-duplication works across captures, sessions and processes.
 """
 
 from __future__ import annotations
 
+import hashlib
 import threading
-from collections.abc import Callable
+from collections import Counter
+from collections.abc import Iterable, Mapping
 
 import numpy as np
 
-N_HASHES = 64
-BANDS = 16
-SAMPLE = 4096
-_PRIME = (1 << 61) - 1
+N_HASHES = 32
+BANDS = 8
+SAMPLE = 1024
+LEVELS = 64
+_PRIME = np.uint64((1 << 61) - 1)
+_MASK = np.uint64((1 << 31) - 1)
 
 
-class MinHasher:
-    """MinHash signatures of quantized arrays (deterministic: fixed seed)."""
+class Sketcher:
+    """LSH keys of chunks (deterministic: fixed seed, so keys from different sessions compare)."""
 
-    def __init__(self, tolerance: float, n_hashes: int = N_HASHES, sample: int = SAMPLE, seed: int = 0) -> None:
+    def __init__(self, n_hashes: int = N_HASHES, bands: int = BANDS, sample: int = SAMPLE, seed: int = 0) -> None:
         rng = np.random.default_rng(seed)
-        self.tolerance = float(tolerance)
-        self.sample = sample
+        self.bands, self.sample = bands, sample
         self.a = rng.integers(1, 1 << 31, n_hashes, dtype=np.uint64)
         self.b = rng.integers(0, 1 << 31, n_hashes, dtype=np.uint64)
 
     def tokens(self, values: np.ndarray) -> np.ndarray:
-        flat = values.ravel()
-        step = max(1, len(flat) // self.sample)
-        pos = np.arange(0, len(flat), step, dtype=np.int64)
-        cells = np.floor(flat[pos] / (2 * self.tolerance)).astype(np.int64)
-        return (pos * 1_000_003 + cells).astype(np.uint64) & np.uint64((1 << 31) - 1)
+        """(position, cell) tokens of a rows × cols chunk, as 31-bit integers."""
+        rows, cols = values.shape
+        n = rows * cols
+        pos = np.arange(0, n, max(1, n // self.sample), dtype=np.int64)
+        r, c = pos // cols, pos % cols
+        clean = np.nan_to_num(values.astype(np.float64, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+        lo, hi = clean.min(axis=0), clean.max(axis=0)
+        # a column that barely varies (a map's blank border) is not stretched over the grid: its float noise
+        # would pick random cells
+        floor = max(float(np.abs(clean).max(initial=0.0)) / LEVELS, 1e-30)
+        span = np.maximum(hi - lo, floor)
+        cells = np.clip(np.floor((clean[r, c] - lo[c]) / span[c] * LEVELS), 0, LEVELS - 1).astype(np.int64)
+        return _mix((pos * LEVELS + cells).astype(np.uint64)) & _MASK
 
-    def signature(self, values: np.ndarray) -> np.ndarray:
-        """`n_hashes` minima of universal hashes over the chunk's tokens."""
+    def keys(self, values: np.ndarray) -> list[int]:
+        """`bands` 64-bit keys (the MinHash signature's bands, each hashed with the chunk's shape), then a
+        key of the chunk's magnitude (its mean and spread on a log scale), which ranks candidates."""
         tok = self.tokens(values)
-        hashed = (self.a[:, None] * tok[None, :] + self.b[:, None]) % np.uint64(_PRIME)
-        return hashed.min(axis=1)
-
-
-class ApproxIndex:
-    """LSH buckets of chunk signatures; `match` returns an indexed chunk within `tolerance`, if any."""
-
-    def __init__(self, tolerance: float, load: Callable[[str], np.ndarray], bands: int = BANDS) -> None:
-        if not tolerance > 0:
-            from mlkeep.errors import InvalidInputError
-
-            raise InvalidInputError("Approximate de-duplication needs a tolerance > 0.")
-        self.hasher = MinHasher(tolerance)
-        self.tolerance = float(tolerance)
-        self.load = load
-        self.bands = bands
-        self._buckets: dict[tuple[object, ...], list[str]] = {}
-        self._lock = threading.Lock()
-        self.candidates = 0
-        self.matches = 0
-
-    def _keys(self, values: np.ndarray) -> list[tuple[object, ...]]:
-        sig = self.hasher.signature(values)
+        sig = ((self.a[:, None] * tok[None, :] + self.b[:, None]) % _PRIME).min(axis=1)
         width = len(sig) // self.bands
-        return [(values.shape, i, sig[i * width : (i + 1) * width].tobytes()) for i in range(self.bands)]
+        shape = np.asarray(values.shape, dtype=np.uint64).tobytes()
+        clean = np.nan_to_num(values.astype(np.float64, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
+        scale = np.rint(np.log2(np.abs([clean.mean(), clean.std()]) + 1e-12) * 4).astype(np.int64).tobytes()
+        parts = [shape + bytes([i]) + sig[i * width : (i + 1) * width].tobytes() for i in range(self.bands)]
+        return [_key(p) for p in [*parts, shape + scale]]
 
-    def add(self, oid: str, values: np.ndarray) -> None:
-        """Index a stored chunk's values under its object id."""
-        keys = self._keys(values)
-        with self._lock:
-            for k in keys:
-                self._buckets.setdefault(k, []).append(oid)
 
-    def match(self, values: np.ndarray) -> str | None:
-        """The id of an indexed chunk whose decoded values are all within `tolerance` of `values`."""
-        keys = self._keys(values)
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64's finaliser: spreads nearby integers over all 64 bits (a universal hash of raw
+    positions would order tokens by position and make every minimum the first one)."""
+    x = x ^ (x >> np.uint64(30))
+    x = x * np.uint64(0xBF58476D1CE4E5B9)
+    x = x ^ (x >> np.uint64(27))
+    x = x * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def _key(data: bytes) -> int:
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little")
+
+
+class SimilarIndex:
+    """LSH buckets of full chunks, and where chunks stored as deltas went (content id → stored id)."""
+
+    def __init__(self, sketcher: Sketcher | None = None) -> None:
+        self.sketcher = sketcher or Sketcher()
+        self._buckets: dict[int, list[str]] = {}
+        self._aliases: dict[str, tuple[str, str]] = {}
+        self._scale: dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def add(self, oid: str, keys: Iterable[int]) -> None:
+        """Index a stored full chunk under its keys."""
+        *bands, scale = keys
         with self._lock:
-            found = list(dict.fromkeys(o for k in keys for o in self._buckets.get(k, ())))
-        for oid in found:
-            self.candidates += 1
-            other = self.load(oid)
-            if other.shape == values.shape and float(np.max(np.abs(other - values), initial=0.0)) <= self.tolerance:
-                self.matches += 1
-                return oid
-        return None
+            self._scale[oid] = int(scale)
+            for k in bands:
+                bucket = self._buckets.setdefault(int(k), [])
+                if oid not in bucket:
+                    bucket.append(oid)
+
+    def alias(self, content_id: str, stored_id: str, base_id: str) -> None:
+        """Remember that the chunk whose content hashes to `content_id` is stored as delta `stored_id`."""
+        with self._lock:
+            self._aliases[content_id] = (stored_id, base_id)
+
+    def stored_as(self, content_id: str) -> tuple[str, str] | None:
+        """(delta id, base id) of a chunk stored as a delta, by its content id."""
+        with self._lock:
+            return self._aliases.get(content_id)
+
+    def candidates(self, keys: Iterable[int], limit: int = 3) -> list[str]:
+        """Indexed chunks sharing a band key, those sharing the most first, then those of the same magnitude
+        (many blank chunks share every band), then the oldest."""
+        *bands, scale = keys
+        with self._lock:
+            hits = Counter(o for k in bands for o in self._buckets.get(int(k), ()))
+            ranked = sorted(hits, key=lambda o: (-hits[o], self._scale.get(o) != scale))
+        return ranked[:limit]
+
+    def add_manifest(self, manifest: Mapping[str, object]) -> None:
+        """Index the chunks a stored intermediate's manifest records (its `sketches` and `deltas`)."""
+        for oid, hexkeys in dict(manifest.get("sketches") or {}).items():  # type: ignore[call-overload]
+            self.add(oid, unpack_keys(hexkeys))
+        for oid, (base, content) in dict(manifest.get("deltas") or {}).items():  # type: ignore[call-overload]
+            self.alias(content, oid, base)
+
+
+def pack_keys(keys: Iterable[int]) -> str:
+    """Keys as one hex string (how a manifest keeps them)."""
+    return b"".join(int(k).to_bytes(8, "little") for k in keys).hex()
+
+
+def unpack_keys(text: str) -> list[int]:
+    raw = bytes.fromhex(text)
+    return [int.from_bytes(raw[i : i + 8], "little") for i in range(0, len(raw), 8)]

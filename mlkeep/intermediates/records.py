@@ -13,6 +13,7 @@ from mlkeep.intermediates.costmodel import Costs
 from mlkeep.intermediates.entities import Intermediate
 from mlkeep.metadata import Database
 from mlkeep.metadata.tables import intermediates as table
+from mlkeep.metadata.tables import links
 from mlkeep.tracking.lineage import add_links
 
 
@@ -56,6 +57,13 @@ def list_(db: Database, *, capture_id: str | None = None, commit_id: str | None 
             query = query.where(column == value)
     with db.connect() as conn:
         return [entity(r) for r in conn.execute(query).all()]
+
+
+def delete(db: Database, inter: Intermediate) -> None:
+    """Remove an intermediate's record and its lineage links in one transaction."""
+    with db.begin() as conn:
+        conn.execute(links.delete().where((links.c.src_id == inter.id) | (links.c.dst_id == inter.id)))
+        conn.execute(table.delete().where(table.c.id == inter.id))
 
 
 def count_query(db: Database, inter_id: str) -> None:

@@ -5,9 +5,11 @@ full block of rows into column chunks, encodes, hashes and compresses each
 chunk on a thread pool (zstd and SHA-256 release the GIL) and stores it
 unless an object with the same content already exists: exact
 de-duplication across layers, models and versions comes from content
-addressing. The manifest (chunk ids and sizes per block, the layout, the
-codec) is itself an object. `read` decodes only the chunks a selection
-touches, each verified against its hash by the object store.
+addressing. A chunk near-identical to a stored one may be stored as a delta
+against it (`delta`, found by `dedup`). The manifest (chunk ids and sizes
+per block, the layout, the codec, the chunks' LSH keys and delta bases) is
+itself an object. `read` decodes only the chunks a selection touches, on the
+thread pool, each verified against its hash by the object store.
 """
 
 from __future__ import annotations
@@ -15,16 +17,18 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from mlkeep.errors import CorruptObjectError
+from mlkeep.errors import CorruptObjectError, NotFoundError
+from mlkeep.intermediates import delta
 from mlkeep.intermediates.codecs import Codec, decode_chunk, encode_chunk
-from mlkeep.intermediates.dedup import ApproxIndex
-from mlkeep.intermediates.layout import Layout, plan_layout
+from mlkeep.intermediates.dedup import SimilarIndex, pack_keys
+from mlkeep.intermediates.layout import Layout, plan_layout, touched
 from mlkeep.objects.store import ObjectStore
 from mlkeep.tensors.blobs import compress
 
@@ -43,55 +47,133 @@ class WriteResult:
     chunks: int
     reused: int
     approx_reused: int = 0
-    encode_seconds: float = 0.0
+    deltas: int = 0
+
+
+@dataclass(frozen=True)
+class Stored:
+    """Where one chunk went: its object, compressed size, whether it was new, and how it was kept."""
+
+    oid: str
+    size: int
+    new: bool
+    approx: bool = False
+    delta: tuple[str, str] | None = None  # (base id, content id) of a chunk stored against a base
+    keys: list[int] | None = None  # LSH keys of a full chunk
 
 
 @dataclass
 class _Session:
-    """Objects written by this process, so concurrent writers count new bytes once."""
+    """Objects written by this sink, so concurrent writers count new bytes once."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     written: set[str] = field(default_factory=set)
 
 
-class ChunkSink:
-    """Encodes and stores chunks for several layers at once on one thread pool."""
+DEDUP = ("exact", "similar", "approx")
+_DELTA_GAIN = 0.7  # a delta is kept when it is smaller than this share of the chunk compressed alone
 
-    def __init__(self, objects: ObjectStore, *, write: bool = True, workers: int = 2,
-                 approx: ApproxIndex | None = None) -> None:
-        self.objects, self.write, self.approx = objects, write, approx
+
+class ChunkSink:
+    """Encodes and stores chunks for several layers at once on one thread pool.
+
+    `dedup`: "exact" (content hash only), "similar" (also compress a chunk
+    against a near-identical stored one: lossless) or "approx" (also reuse a
+    stored chunk whose values are all within `tolerance`: lossy). The last two
+    need `index`. With `write=False` nothing is stored and only exact
+    de-duplication applies (sizes are what storing would take).
+    """
+
+    def __init__(self, objects: ObjectStore, *, write: bool = True, workers: int = 2, dedup: str = "exact",
+                 index: SimilarIndex | None = None, tolerance: float = 0.0) -> None:
+        self.objects, self.write, self.tolerance = objects, write, tolerance
+        self.dedup = dedup if write and index is not None else "exact"
+        self.index = index if self.dedup != "exact" else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlkeep-intermediates")
         self._session = _Session()
         self._sizes: dict[str, int] = {}
 
-    def submit(self, codec: Codec, values: np.ndarray) -> Future[tuple[str, int, bool, bool]]:
-        """Encode and store one chunk later; the future gives (id, compressed size, new, approximate reuse)."""
+    def submit(self, codec: Codec, values: np.ndarray) -> Future[Stored]:
+        """Encode and store one chunk later."""
         return self._pool.submit(self._store, codec, values)
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
 
-    def _store(self, codec: Codec, values: np.ndarray) -> tuple[str, int, bool, bool]:
-        if self.approx is not None:
-            found = self.approx.match(values)
+    def _store(self, codec: Codec, values: np.ndarray) -> Stored:
+        keys = self.index.sketcher.keys(values) if self.index is not None else None
+        if self.dedup == "approx":
+            found = self._within_tolerance(values, keys)  # type: ignore[arg-type]
             if found is not None:
-                return found, self._size(found), False, True
+                return Stored(found, self._size(found), False, approx=True)
         content = encode_chunk(codec, values)
         oid = hashlib.sha256(content).hexdigest()
-        with self._session.lock:
-            seen = oid in self._session.written
-        if seen or self.objects.exists(oid):
-            return oid, self._size(oid), False, False
+        if self._known(oid):
+            return Stored(oid, self._size(oid), False, keys=keys)
+        alias = self.index.stored_as(oid) if self.index is not None else None
+        if alias is not None and self._known(alias[0]) and self._known(alias[1]):
+            return Stored(alias[0], self._size(alias[0]), False, delta=(alias[1], oid))
         packed = compress(content, LEVEL)
+        if self.dedup == "similar":
+            kept = self._against_similar(content, oid, len(packed), keys)  # type: ignore[arg-type]
+            if kept is not None:
+                return kept
+        new = self._put(oid, packed)
+        if self.index is not None:
+            self.index.add(oid, keys)  # type: ignore[arg-type]
+        return Stored(oid, len(packed), new, keys=keys)
+
+    def _against_similar(self, content: bytes, oid: str, alone: int, keys: list[int]) -> Stored | None:
+        """Store `content` as a delta against its best similar chunk, when that saves enough."""
+        assert self.index is not None
+        best: tuple[bytes, str] | None = None
+        for cand in self.index.candidates(keys, limit=2):
+            try:
+                base = self.objects.get_bytes(cand)
+            except NotFoundError:  # collected since the index was built
+                continue
+            record = delta.encode(content, cand, base, LEVEL)
+            if len(record) < _DELTA_GAIN * alone and (best is None or len(record) < len(best[0])):
+                best = (record, cand)
+        if best is None:
+            return None
+        record, base = best
+        did = hashlib.sha256(record).hexdigest()
+        packed = compress(record, 1)  # already compressed: the object store's frame only wraps it
+        new = self._put(did, packed) if not self._known(did) else False
+        self.index.alias(oid, did, base)
+        return Stored(did, self._size(did) if not new else len(packed), new, delta=(base, oid))
+
+    def _within_tolerance(self, values: np.ndarray, keys: list[int]) -> str | None:
+        assert self.index is not None
+        for cand in self.index.candidates(keys):
+            try:
+                other = load_chunk(self.objects, cand)
+            except NotFoundError:  # collected since the index was built
+                continue
+            if other.shape == values.shape and float(np.max(np.abs(other - values), initial=0.0)) <= self.tolerance:
+                return cand
+        return None
+
+    def _known(self, oid: str) -> bool:
+        """Stored already (by this sink or before; an old object is touched so gc keeps it)."""
+        with self._session.lock:
+            if oid in self._session.written:
+                return True
+        if self.objects.exists(oid):
+            self.objects.touch(oid)
+            return True
+        return False
+
+    def _put(self, oid: str, packed: bytes) -> bool:
+        """Write an object (its content hashes to `oid`); True when this sink added it."""
         if self.write:
-            self.objects._write(oid, packed)  # content hashes to oid: an ordinary verified object
+            self.objects._write(oid, packed)
         with self._session.lock:
             new = oid not in self._session.written
             self._session.written.add(oid)
             self._sizes[oid] = len(packed)
-        if self.approx is not None:
-            self.approx.add(oid, values)
-        return oid, len(packed), new, False
+        return new
 
     def _size(self, oid: str) -> int:
         with self._session.lock:
@@ -110,8 +192,7 @@ class LayerWriter:
         self.row_shape: tuple[int, ...] | None = None
         self._buf: list[np.ndarray] = []
         self._buffered = 0
-        self._next_block = 0
-        self._futures: list[list[Future[tuple[str, int, bool, bool]]]] = []
+        self._futures: list[list[Future[Stored]]] = []
 
     def add(self, start: int, values: np.ndarray, row_shape: tuple[int, ...]) -> None:
         """Rows `start..start+len(values)` of the layer (flattened, float32), in order."""
@@ -136,26 +217,35 @@ class LayerWriter:
             lo, hi = self.layout.chunk(c)
             futures.append(self.sink.submit(self.codec, np.ascontiguousarray(block[:, lo:hi])))
         self._futures.append(futures)
-        self._next_block += 1
 
     def finish(self) -> WriteResult:
         """Wait for every chunk and build the manifest (not yet stored)."""
         assert self.layout is not None and self.row_shape is not None, "no rows were added"
         ids, sizes = [], []
+        sketches: dict[str, str] = {}
+        deltas: dict[str, list[str]] = {}
         stored = new = reused = approx = 0
         for block in self._futures:
             results = [f.result() for f in block]
-            ids.append([r[0] for r in results])
-            sizes.append([r[1] for r in results])
-            for oid, size, is_new, is_approx in results:
-                stored += size
-                new += size if is_new else 0
-                reused += 0 if is_new else 1
-                approx += int(is_approx)
+            ids.append([r.oid for r in results])
+            sizes.append([r.size for r in results])
+            for r in results:
+                stored += r.size
+                new += r.size if r.new else 0
+                reused += 0 if r.new else 1
+                approx += int(r.approx)
+                if r.delta is not None:
+                    deltas[r.oid] = list(r.delta)
+                elif r.keys is not None:
+                    sketches[r.oid] = pack_keys(r.keys)
         manifest = {"format": FORMAT, "layout": self.layout.to_dict(), "codec": str(self.codec),
                     "input_shape": list(self.row_shape), "chunks": ids, "sizes": sizes}
+        if sketches:
+            manifest["sketches"] = sketches
+        if deltas:
+            manifest["deltas"] = deltas
         raw = self.n_rows * int(np.prod(self.row_shape)) * 4
-        return WriteResult(manifest, raw, stored, new, sum(len(b) for b in ids), reused, approx)
+        return WriteResult(manifest, raw, stored, new, sum(len(b) for b in ids), reused, approx, len(deltas))
 
 
 def put_manifest(objects: ObjectStore, manifest: dict[str, Any]) -> str:
@@ -171,53 +261,65 @@ def get_manifest(objects: ObjectStore, oid: str) -> dict[str, Any]:
     return doc
 
 
+def load_chunk(objects: ObjectStore, oid: str) -> np.ndarray:
+    """The rows × cols values of a stored chunk, full or delta (both objects verified)."""
+    content = objects.get_bytes(oid)
+    if delta.is_delta(content):
+        content = delta.decode(content, objects.get_bytes(delta.base_of(content)))
+    return decode_chunk(content)
+
+
 def read(objects: ObjectStore, manifest: dict[str, Any], rows: np.ndarray | None,
-         cols: np.ndarray | None) -> np.ndarray:
-    """The selected rows × columns (None: all), decoding only the chunks they touch."""
+         cols: np.ndarray | None, *, workers: int = 2) -> np.ndarray:
+    """The selected rows × columns (None: all), decoding only the chunks they touch, `workers` at a time."""
     layout = Layout.from_dict(manifest["layout"])
     out = np.empty((layout.n_rows if rows is None else len(rows), layout.n_cols if cols is None else len(cols)),
                    dtype=np.float32)
-    blocks = range(layout.n_blocks) if rows is None else np.unique(rows // layout.block_rows)
-    chunks = range(layout.n_chunks) if cols is None else np.unique(cols // layout.chunk_cols)
-    for b in blocks:
-        r0, r1 = layout.block(int(b))
-        if rows is None:
-            out_rows: Any = slice(r0, r1)
-            local_rows: Any = slice(None)
+
+    def fill(b: int, c: int) -> None:  # each (block, chunk) writes its own cells of `out`
+        r0, r1 = layout.block(b)
+        c0, c1 = layout.chunk(c)
+        values = load_chunk(objects, manifest["chunks"][b][c])
+        if values.shape != (r1 - r0, c1 - c0):
+            raise CorruptObjectError("An intermediate chunk does not have the shape its manifest promises.")
+        out_rows, local_rows = _part(rows, r0, r1)
+        out_cols, local_cols = _part(cols, c0, c1)
+        if isinstance(out_rows, slice) or isinstance(out_cols, slice):
+            out[out_rows, out_cols] = values[local_rows][:, local_cols]
         else:
-            out_rows = np.flatnonzero((rows >= r0) & (rows < r1))
-            local_rows = rows[out_rows] - r0
-        for c in chunks:
-            c0, c1 = layout.chunk(int(c))
-            values = decode_chunk(objects.get_bytes(manifest["chunks"][int(b)][int(c)]))
-            if values.shape != (r1 - r0, c1 - c0):
-                raise CorruptObjectError("An intermediate chunk does not have the shape its manifest promises.")
-            if cols is None:
-                out_cols: Any = slice(c0, c1)
-                local_cols: Any = slice(None)
-            else:
-                out_cols = np.flatnonzero((cols >= c0) & (cols < c1))
-                local_cols = cols[out_cols] - c0
-            if isinstance(out_rows, slice) and isinstance(out_cols, slice):
-                out[out_rows, out_cols] = values[local_rows, local_cols]
-            elif isinstance(out_rows, slice):
-                out[out_rows, out_cols] = values[:, local_cols]
-            elif isinstance(out_cols, slice):
-                out[out_rows, out_cols] = values[local_rows, :]
-            else:
-                out[np.ix_(out_rows, out_cols)] = values[np.ix_(local_rows, local_cols)]
+            out[np.ix_(out_rows, out_cols)] = values[np.ix_(local_rows, local_cols)]
+
+    pairs = touched(layout, rows, cols)
+    if workers < 2 or len(pairs) < 2:
+        for b, c in pairs:
+            fill(b, c)
+        return out
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlkeep-read") as pool:
+        for f in [pool.submit(fill, b, c) for b, c in pairs]:
+            f.result()
     return out
+
+
+def _part(sel: np.ndarray | None, lo: int, hi: int) -> tuple[Any, Any]:
+    """(positions in the answer, positions in the chunk) of the selected ids in [lo, hi)."""
+    if sel is None:
+        return slice(lo, hi), slice(None)
+    where = np.flatnonzero((sel >= lo) & (sel < hi))
+    return where, sel[where] - lo
+
+
+def time_read(objects: ObjectStore, manifest: dict[str, Any], *, sample: int = 2, workers: int = 2) -> tuple[float, int]:
+    """(seconds, compressed bytes) to read up to `sample` column chunks across every block: a read-throughput
+    measurement over several chunks, through the same path as queries."""
+    layout = Layout.from_dict(manifest["layout"])
+    picks = np.unique(np.linspace(0, layout.n_chunks - 1, min(sample, layout.n_chunks)).round().astype(np.int64))
+    cols = np.concatenate([np.arange(*layout.chunk(int(c))) for c in picks])
+    t0 = time.perf_counter()
+    read(objects, manifest, None, cols, workers=workers)
+    return time.perf_counter() - t0, chunks_bytes(manifest, None, cols)[1]
 
 
 def chunks_bytes(manifest: dict[str, Any], rows: np.ndarray | None, cols: np.ndarray | None) -> tuple[int, int]:
     """(number of chunks, compressed bytes) a selection reads."""
-    layout = Layout.from_dict(manifest["layout"])
-    blocks = range(layout.n_blocks) if rows is None else np.unique(rows // layout.block_rows)
-    chunks = range(layout.n_chunks) if cols is None else np.unique(cols // layout.chunk_cols)
-    sizes = manifest["sizes"]
-    n = total = 0
-    for b in blocks:
-        for c in chunks:
-            n += 1
-            total += sizes[int(b)][int(c)]
-    return n, total
+    pairs = touched(Layout.from_dict(manifest["layout"]), rows, cols)
+    return len(pairs), sum(manifest["sizes"][b][c] for b, c in pairs)

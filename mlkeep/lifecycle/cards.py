@@ -1,9 +1,10 @@
-"""Model cards: Markdown written from what the store knows about a registered version.
+"""Model cards: Markdown (or HTML) written from what the store knows about a registered version.
 
 Sections: model details (version, aliases, source, owner, description),
 intended use (the registered model's description), training run (params,
 metrics), training data (schema, statistics), evaluations (scores, confusion
-matrix), lineage, environment, alias history. A section with nothing known
+matrix), lineage, environment, known drift (a monitoring report over the
+newest logged predictions), alias history. A section with nothing known
 says so rather than disappearing, so a reader sees what is missing.
 """
 
@@ -11,17 +12,29 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from mlkeep.errors import InvalidInputError, MlkeepError, NoDataError
+from mlkeep.lifecycle.entities import utc
+from mlkeep.lifecycle.registry import parse_uri
+
 if TYPE_CHECKING:
     from mlkeep.store import Store
 
 ENVIRONMENT_KEYS = ("python", "platform", "packages.numpy", "packages.scikit-learn", "packages.torch", "git.commit")
+FORMATS = ("md", "html")
 
 
-def model_card(store: Store, name: str, version: int | None = None) -> str:
-    """The card of version `version` of `name` (default: the latest); `NotFoundError` if there is none."""
+def model_card(store: Store, ref: str, version: int | None = None, *, format: str = "md") -> str:
+    """The card of the version `ref` names (`NAME@ALIAS`, `NAME/3`, `models:/...`; `NAME` alone: the latest,
+    or `version` when given) as Markdown (`format="md"`) or a standalone HTML page (`"html"`).
+
+    Raises `NotFoundError` when there is no such version, `InvalidInputError` for another format.
+    """
+    if format not in FORMATS:
+        raise InvalidInputError(f"A model card is written as {' or '.join(FORMATS)}, not {format!r}.")
     registry = store.registry
+    v = registry.get_version(parse_uri(ref)[0], version) if version is not None else registry.resolve(ref)
+    name = v.name
     rm = registry.get(name)
-    v = registry.get_version(name, version) if version is not None else registry.resolve(name)
     run = store.get_run(v.run_id) if v.run_id else None
     lines = [f"# Model card: {name} version {v.version}", ""]
     lines += _details(rm, v)
@@ -31,15 +44,55 @@ def model_card(store: Store, name: str, version: int | None = None) -> str:
     lines += _evaluations(store, v.model_id)
     lines += _lineage(store, v.id)
     lines += _environment(run, store, v)
+    lines += _drift(store, v)
     lines += _history(registry.history(name))
-    return "\n".join(lines).rstrip() + "\n"
+    text = "\n".join(lines).rstrip() + "\n"
+    return text if format == "md" else _html(f"Model card: {name} version {v.version}", text)
+
+
+def _html(title: str, markdown: str) -> str:
+    """A standalone page; raw HTML in descriptions is shown as text, never run."""
+    from html import escape
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark", {"html": False}).enable("table").render(markdown)
+    style = ("body{font-family:system-ui,sans-serif;margin:2em;max-width:960px;color:#222}"
+             "table{border-collapse:collapse}td,th{border:1px solid #ddd;padding:3px 8px}th{background:#f4f4f4}")
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title>"
+            f"<style>{style}</style></head><body>{body}</body></html>\n")
+
+
+def _drift(store: Store, v: Any) -> list[str]:
+    """Drift over the newest logged predictions of this version (see `monitoring.monitor_report`)."""
+    from mlkeep.lifecycle.monitoring import monitor_report
+
+    out = ["## Known drift", ""]
+    try:
+        r = monitor_report(store, f"{v.name}/{v.version}", window="all")
+    except NoDataError:
+        return out + ["_No predictions of this version have been logged, so no drift is known._", ""]
+    except MlkeepError as exc:
+        return out + [f"_Drift cannot be measured: {exc}_", ""]
+    out += [f"Over {r.predictions} logged predictions ({r.rows} rows) from {utc(r.start)} "
+            f"to {utc(r.end)}; a column is drifted when p < {r.thresholds.p_value:g} and PSI ≥ {r.thresholds.psi:g}.",
+            ""]
+    out += [f"**Drifted:** {', '.join(f'`{d}`' for d in r.drifted)}." if r.drifted else "No column has drifted.", ""]
+    if r.performance is not None:
+        p = r.performance
+        out += _table(["live score", "value", "offline"], [(k, _num(val), _num(p.offline.get(k)))
+                                                           for k, val in p.live.items()])
+        out += ["", f"Live scores on {p.labelled_rows} labelled rows.", ""]
+    shown = sorted(r.features + r.outputs, key=lambda d: -d.psi if d.psi == d.psi else 0)[:10]
+    return out + _table(["column", "test", "p-value", "PSI", "drifted"], [
+        (d.feature, d.test, _num(d.p_value), _num(d.psi), "yes" if d.drifted else "") for d in shown]) + [""]
 
 
 def _details(rm: Any, v: Any) -> list[str]:
     rows = [("Registered model", rm.name), ("Version", str(v.version)),
             ("Aliases", ", ".join(v.aliases) or "none"), ("Source", f"{v.source_kind} `{v.source}`"),
             ("Model record", f"`{v.model_id}`"), ("Owner", v.owner or rm.owner or "unknown"),
-            ("Registered", _when(v.creation_time))]
+            ("Registered", utc(v.creation_time))]
     rows += [(f"Tag `{k}`", val) for k, val in {**rm.tags, **v.tags}.items()]
     out = ["## Model details", "", *_table(["", ""], rows), ""]
     if v.description:
@@ -118,7 +171,7 @@ def _history(transitions: list[Any]) -> list[str]:
     out = ["## Alias history", ""]
     if not transitions:
         return out + ["_No alias has been set._", ""]
-    rows = [(_when(t.time), t.alias, _v(t.from_version), _v(t.to_version), t.user or "", t.reason or "")
+    rows = [(utc(t.time), t.alias, _v(t.from_version), _v(t.to_version), t.user or "", t.reason or "")
             for t in transitions]
     return out + _table(["when", "alias", "from", "to", "who", "why"], rows) + [""]
 
@@ -137,10 +190,4 @@ def _num(x: Any) -> str:
 
 def _v(x: int | None) -> str:
     return "—" if x is None else str(x)
-
-
-def _when(ms: int) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 

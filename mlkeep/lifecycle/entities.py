@@ -7,6 +7,13 @@ from dataclasses import dataclass, field
 from mlkeep.tracking.entities import Entity
 
 
+def utc(ms: int) -> str:
+    """A millisecond timestamp as `YYYY-MM-DD HH:MM:SS UTC` (cards and reports are read across time zones)."""
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
 @dataclass(frozen=True)
 class RegisteredModel(Entity):
     """A named model whose versions are numbered 1, 2, ...; `aliases` maps alias to version."""

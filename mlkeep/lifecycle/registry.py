@@ -322,11 +322,12 @@ class Registry:
             return repo.checkout(commit_id, into=into if into is not None else _construct(commit.architecture))
         return repo.checkout(commit_id)
 
-    def model_card(self, name: str, version: int | None = None) -> str:
-        """A Markdown model card of a version (default: the latest) from what the store knows."""
+    def model_card(self, ref: str, version: int | None = None, *, format: str = "md") -> str:
+        """The model card (Markdown, or HTML with `format="html"`) of the version `ref` names
+        (`NAME@ALIAS`, `NAME/3`; `NAME`: the latest, or `version`), from what the store knows."""
         from mlkeep.lifecycle.cards import model_card
 
-        return model_card(self.store, name, version)
+        return model_card(self.store, ref, version, format=format)
 
     # ---------------------------------------------------------------- internals
     def _source(self, source: str) -> tuple[str, str, str | None, str | None, str | None, Any]:

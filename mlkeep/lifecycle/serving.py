@@ -1,10 +1,14 @@
 """A serving endpoint for a registered version: `create_serving_app(store, "name@alias")`.
 
 Routes: `POST /predict` and `POST /invocations` (MLflow's scoring path) take
-`{"inputs": [[...], ...]}` (or `"instances"`), `{"dataframe_split": {"columns",
-"data"}}` or `{"dataframe_records": [{...}]}` and answer `{"predictions": [...]}`
-with the serving version in the `X-Mlkeep-Model-Version` header; `GET /health`,
-`GET /metadata` (version and input schema from the training Dataset).
+JSON (`{"inputs": [[...], ...]}` or `"instances"`, `{"dataframe_split":
+{"columns", "data"}}`, `{"dataframe_records": [{...}]}`), an Arrow IPC stream
+(`Content-Type: application/vnd.apache.arrow.stream`) or a NumPy `.npy` array
+(`Content-Type: application/x-npy`), and answer `{"predictions": [...]}` with
+the serving version in the `X-Mlkeep-Model-Version` header (and, for a logged
+request, the Prediction's id in `X-Mlkeep-Prediction-Id`: pass it to
+`store.log_labels` when the true labels are known); `GET /health`, `GET
+/metadata` (version and input schema from the training Dataset).
 
 Inputs are checked against the training Dataset's columns (the target column
 excluded): a wrong column count, an unknown column or a non-numeric value in
@@ -13,14 +17,15 @@ every `refresh_seconds` (one indexed query); a moved alias is loaded in a
 background thread and swapped in with one reference assignment, so requests
 keep being answered by the old version until the new one is ready. A
 sampled share (`log_rate`) of requests is logged as Predictions of the
-version's Model on a Dataset of the inputs, by a background thread.
+version's Model on a Dataset of the inputs, by a writer process (see
+`prediction_log`); when it falls behind, further samples are dropped (and
+counted in `prediction_log.dropped`) rather than slowing the answers.
 """
 
 from __future__ import annotations
 
+import io
 import logging
-import math
-import queue
 import random
 import threading
 import time
@@ -31,7 +36,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
 from mlkeep.errors import InvalidInputError, MlkeepError
+from mlkeep.ids import new_id
 from mlkeep.lifecycle.entities import ModelVersion
+from mlkeep.lifecycle.predicting import flavor_of, predict_frame
+from mlkeep.lifecycle.prediction_log import PredictionLog
 from mlkeep.lifecycle.registry import parse_uri
 
 if TYPE_CHECKING:
@@ -40,6 +48,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 NUMERIC = {"DOUBLE", "FLOAT", "INT", "LONG", "BOOLEAN"}
 VERSION_HEADER = "X-Mlkeep-Model-Version"
+PREDICTION_HEADER = "X-Mlkeep-Prediction-Id"
+ARROW_TYPES = ("application/vnd.apache.arrow.stream", "application/vnd.apache.arrow.file")
+NUMPY_TYPE = "application/x-npy"
 
 
 class PayloadError(InvalidInputError):
@@ -71,9 +82,7 @@ class ServingState:
         self.current = self._load(self.registry.resolve(ref))
         self._checked = time.monotonic()
         self._loading = threading.Lock()
-        self._queue: queue.Queue[tuple[ModelVersion, Any, Any]] = queue.Queue()
-        threading.Thread(target=self._log_loop, name="mlkeep-prediction-log", daemon=True).start()
-        self.logged = 0
+        self.prediction_log = PredictionLog(store)
 
     # ------------------------------------------------------------- versions
     def maybe_refresh(self) -> None:
@@ -114,41 +123,33 @@ class ServingState:
         if version.dataset_id:
             ds = self.store.get_dataset(version.dataset_id)
             columns = [c for c in ds.columns if c["name"] != ds.targets] or None
-        flavor = "torch" if hasattr(model, "state_dict") and hasattr(model, "forward") else "python"
+        flavor = flavor_of(model)
         if flavor == "torch":
             model.eval()
         return Served(version, model, columns, flavor)
 
     # ------------------------------------------------------------- predicting
-    def predict(self, body: Any) -> tuple[Served, list[Any]]:
+    def predict(self, content_type: str, raw: bytes) -> tuple[Served, list[Any], str | None]:
+        """(version used, outputs, id the Prediction will be logged under or None) of one request body."""
         self.maybe_refresh()
         served = self.current  # one read: the whole request uses one version
-        frame = to_frame(body, served.columns)
-        outputs = _predict(served, frame)
+        frame = parse_body(content_type, raw, served.columns)
+        outputs = predict_frame(served.model, served.flavor, frame)
+        logged_as = None
         if self.log_rate and random.random() < self.log_rate:
-            self._queue.put((served.version, frame, outputs))
-        return served, outputs
+            v = served.version
+            numeric = all(kind in "biuf" for kind in frame.dtypes.map(lambda d: d.kind))
+            item = (new_id(), v.name, v.version, v.model_id, frame.to_numpy() if numeric else frame, outputs)
+            logged_as = item[0] if self.prediction_log.submit(item) else None
+        return served, outputs, logged_as
 
     def flush(self, timeout: float = 30.0) -> None:
         """Wait until every sampled request so far is logged."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.01)
+        self.prediction_log.flush(timeout)
 
-    def _log_loop(self) -> None:
-        from mlkeep.tracking import datasets, predictions
-
-        while True:
-            version, frame, outputs = self._queue.get()
-            try:
-                ds = datasets.log_dataset(self.store.db, self.store.objects, frame, name=f"{version.name}-served")
-                predictions.log_predictions(self.store.db, self.store.objects, version.model_id, ds,
-                                            _output_frame(outputs), name=f"{version.name}/{version.version} served")
-                self.logged += 1
-            except Exception:  # logging must never break serving
-                log.exception("could not log a served prediction of %s", version.uri)
-            finally:
-                self._queue.task_done()
+    def close(self) -> None:
+        """Log what is queued and stop the writer."""
+        self.prediction_log.close()
 
 
 def create_serving_app(
@@ -159,7 +160,7 @@ def create_serving_app(
     Raises `NotFoundError` when `ref` names no version, `InvalidInputError` for a bad `log_rate`.
     """
     state = ServingState(store, ref, log_rate=log_rate, refresh_seconds=refresh_seconds)
-    app = FastAPI(title=f"mlkeep serving {ref}", description=__doc__)
+    app = FastAPI(title=f"mlkeep serving {ref}", description=__doc__, on_shutdown=[state.close])
     app.state.serving = state
 
     @app.exception_handler(MlkeepError)
@@ -175,16 +176,19 @@ def create_serving_app(
         return JSONResponse({"error": {"code": "PREDICTION_FAILED", "message": f"{type(exc).__name__}: {exc}"}},
                             status_code=500)
 
-    def answer(body: Any) -> JSONResponse:
-        served, outputs = state.predict(body)
-        return JSONResponse({"predictions": outputs}, headers={VERSION_HEADER: str(served.version.version)})
+    def answer(content_type: str, raw: bytes) -> JSONResponse:
+        served, outputs, logged_as = state.predict(content_type, raw)
+        headers = {VERSION_HEADER: str(served.version.version)}
+        if logged_as is not None:
+            headers[PREDICTION_HEADER] = logged_as
+        return JSONResponse({"predictions": outputs}, headers=headers)
 
     @app.post("/predict")
     async def predict(request: Request) -> JSONResponse:
-        body = await _json(request)
+        raw = await request.body()
         from starlette.concurrency import run_in_threadpool
 
-        return await run_in_threadpool(answer, body)
+        return await run_in_threadpool(answer, request.headers.get("content-type", ""), raw)
 
     @app.post("/invocations")
     async def invocations(request: Request) -> JSONResponse:
@@ -205,11 +209,77 @@ def create_serving_app(
     return app
 
 
-async def _json(request: Request) -> Any:
+def parse_body(content_type: str, raw: bytes, columns: list[dict[str, str]] | None) -> Any:
+    """The rows of a request body (JSON, Arrow IPC or `.npy`, by `Content-Type`) as a typed DataFrame."""
+    kind = content_type.split(";")[0].strip().lower()
+    if kind in ARROW_TYPES:
+        return _typed(_arrow_frame(raw, kind, columns), columns)
+    if kind == NUMPY_TYPE:
+        return _typed(_numpy_frame(raw, columns), columns)
+    if kind not in ("", "application/json") and not kind.endswith("+json"):
+        raise PayloadError(f"Cannot read a {kind} body: send application/json, {ARROW_TYPES[0]} or {NUMPY_TYPE}.")
+    import json
+
     try:
-        return await request.json()
-    except Exception:
+        body = json.loads(raw)
+    except ValueError:
         raise PayloadError("The body is not JSON: send {\"inputs\": [[...], ...]} or {\"dataframe_split\": ...}.")
+    fast = _numeric_rows(body, columns)
+    return fast if fast is not None else to_frame(body, columns)
+
+
+def _numeric_rows(body: Any, columns: list[dict[str, str]] | None) -> Any:
+    """The frame of `{"inputs": [[numbers]]}` for an all-numeric schema in one NumPy conversion, or None.
+
+    The common request, made ~10x cheaper than building the frame column by
+    column; anything else (strings, nulls, ragged rows) returns None and takes
+    `to_frame`, which names what is wrong.
+    """
+    import numpy as np
+    import pandas as pd
+
+    data = body.get("inputs", body.get("instances")) if isinstance(body, dict) else None
+    if not isinstance(data, list) or not data or not columns or any(c["typing"] not in NUMERIC for c in columns):
+        return None
+    try:
+        array = np.asarray(data)
+    except ValueError:  # ragged
+        return None
+    if array.ndim != 2 or array.shape[1] != len(columns) or array.dtype.kind not in "biuf":
+        return None
+    return pd.DataFrame(array.astype(np.float64, copy=False), columns=[c["name"] for c in columns])
+
+
+def _arrow_frame(raw: bytes, kind: str, columns: list[dict[str, str]] | None) -> Any:
+    import pyarrow as pa
+
+    try:
+        reader = pa.ipc.open_stream(raw) if kind == ARROW_TYPES[0] else pa.ipc.open_file(raw)
+        frame = reader.read_all().to_pandas()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise PayloadError(f"The body is not an Arrow IPC {kind.rpartition('.')[2]}: {exc}") from None
+    if frame.empty:
+        raise PayloadError("The request has no rows.")
+    return _reorder(frame, [c["name"] for c in columns]) if columns else frame
+
+
+def _numpy_frame(raw: bytes, columns: list[dict[str, str]] | None) -> Any:
+    import numpy as np
+    import pandas as pd
+
+    try:
+        array = np.load(io.BytesIO(raw), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise PayloadError(f"The body is not a .npy array (np.save of a numeric array): {exc}") from None
+    if not isinstance(array, np.ndarray) or array.ndim not in (1, 2) or array.dtype.kind not in "biuf":
+        raise PayloadError("A .npy body must be a 1-D (one row) or 2-D (rows x columns) numeric array.")
+    table = array.reshape(1, -1) if array.ndim == 1 else array
+    names = [c["name"] for c in columns] if columns else None
+    if len(table) == 0:
+        raise PayloadError("The request has no rows.")
+    if names and table.shape[1] != len(names):
+        _rows([table[0].tolist()], len(names), names)  # raises, naming the missing column
+    return pd.DataFrame(table, columns=names)
 
 
 def to_frame(body: Any, columns: list[dict[str, str]] | None) -> Any:
@@ -296,30 +366,3 @@ def _typed(frame: Any, columns: list[dict[str, str]] | None) -> Any:
             raise err
         frame[name] = pd.to_numeric(col)
     return frame
-
-
-def _predict(served: Served, frame: Any) -> list[Any]:
-    import numpy as np
-
-    if served.flavor == "torch":
-        import torch
-
-        with torch.no_grad():
-            out = served.model(torch.tensor(frame.to_numpy(dtype=np.float32)))
-        return _jsonable(out.detach().cpu().numpy().tolist())
-    model = served.model
-    x = frame if hasattr(model, "feature_names_in_") else frame.to_numpy()
-    return _jsonable(np.asarray(model.predict(x)).tolist())
-
-
-def _jsonable(values: list[Any]) -> list[Any]:
-    return [(_jsonable(v) if isinstance(v, list) else (None if isinstance(v, float) and not math.isfinite(v) else v))
-            for v in values]
-
-
-def _output_frame(outputs: list[Any]) -> Any:
-    import pandas as pd
-
-    if outputs and isinstance(outputs[0], list):
-        return pd.DataFrame(outputs, columns=[f"y{i}" for i in range(len(outputs[0]))])
-    return pd.DataFrame({"prediction": outputs})

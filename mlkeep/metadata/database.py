@@ -12,8 +12,11 @@ and waits for it in SQLite's busy handler; a transaction that started as a
 read and then tried to write would instead fail at once with "database is
 locked" whenever another writer committed in between, and could not be
 retried without re-running the caller's code. Taking the lock is retried
-with backoff (`WRITE_PATIENCE` seconds in all), so "database is locked" never
-reaches the user while the database is merely busy. Schema upgrades take the
+with backoff (`MLKEEP_DB_PATIENCE` seconds in all, default 600), so "database
+is locked" never reaches the user while the database is merely busy; an
+unreachable PostgreSQL (restarting, say) is waited for the same way. Past the
+patience, or when a connection drops mid-transaction, the caller gets one
+clear `DatabaseUnavailableError`. Schema upgrades take the
 same lock (SQLite) or an advisory lock (PostgreSQL), so processes opening a
 new store at once upgrade it once.
 """
@@ -34,7 +37,7 @@ from sqlalchemy import Connection, Dialect, Engine, Executable, create_engine, e
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.pool import StaticPool
 
-from mlkeep.errors import StoreClosedError
+from mlkeep.errors import DatabaseUnavailableError, InvalidInputError, StoreClosedError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +46,9 @@ MIGRATIONS = Path(__file__).with_name("migrations")
 # highest number: adding a migration file is all it takes to move it.
 HEAD_REVISION = max(p.name[:4] for p in (MIGRATIONS / "versions").glob("[0-9][0-9][0-9][0-9]_*.py"))
 CACHE_KIB = 32 * 1024
-# How long a writer waits for the database in all (SQLite's busy handler, then
-# retries with backoff) before giving up; a busy database is not an error.
-WRITE_PATIENCE = float(os.environ.get("MLKEEP_DB_PATIENCE", "600"))
-BUSY_TIMEOUT_MS = 30000
+# SQLite's own busy handler waits at most this long per attempt (less when the
+# patience is shorter); `_patiently` retries around it for the rest.
+BUSY_TIMEOUT_S = 30.0
 # Any fixed 64-bit key: the advisory lock that serializes schema upgrades on PostgreSQL.
 _UPGRADE_LOCK = 0x6D6C6B656570
 
@@ -56,10 +58,9 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:  # type: ignore[no-untyp
     # BEGIN or BEGIN IMMEDIATE itself (see `_sqlite_begin`).
     dbapi_connection.isolation_level = None
     cur = dbapi_connection.cursor()
-    cur.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
     # Switching a new database to WAL needs a moment of exclusive access; many
     # processes opening one new store at once may find it busy.
-    _retry_busy(lambda: cur.execute("PRAGMA journal_mode=WAL"), "switch to WAL")
+    _patiently(lambda: cur.execute("PRAGMA journal_mode=WAL"), "switch to WAL", patience_from_env(), is_busy)
     cur.execute("PRAGMA synchronous=NORMAL")
     cur.execute("PRAGMA foreign_keys=ON")
     # 32 MiB of page cache instead of 2: a flush of many series inserts all over
@@ -81,19 +82,52 @@ def is_busy(exc: BaseException) -> bool:
     return type(orig).__name__ == "OperationalError" and ("locked" in text_ or "busy" in text_)
 
 
+def is_disconnect(exc: BaseException) -> bool:
+    """True when the database server cannot be reached or dropped the connection.
+
+    PostgreSQL stopped, restarting, refusing connections (too many), or this
+    backend terminated (`pg_terminate_backend`, an administrator shutdown).
+    """
+    if isinstance(exc, _ConnectionLost):
+        return True
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    orig = getattr(exc, "orig", exc)  # SQLAlchemy's wrapper, or the driver's own error (`Prepared`)
+    if not type(orig).__module__.startswith("psycopg"):
+        return False
+    if not any(c.__name__ == "OperationalError" for c in type(orig).__mro__):
+        return False
+    code = getattr(orig, "sqlstate", None)  # None: the client could not connect at all
+    return code is None or code.startswith("08") or code in ("57P01", "57P02", "57P03", "53300")
+
+
 def is_transient(exc: BaseException) -> bool:
     """True when running the same transaction again may succeed.
 
     SQLite busy or locked; PostgreSQL serialization failure (40001), deadlock
-    (40P01), lock not available (55P03); a connection lost (the server
-    restarting, `pool_pre_ping` reconnects).
+    (40P01), lock not available (55P03); the server unreachable or the
+    connection lost (`pool_pre_ping` reconnects once it is back).
     """
-    if is_busy(exc):
+    if is_busy(exc) or is_disconnect(exc):
         return True
-    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
-        return True
-    code = getattr(getattr(exc, "orig", None), "sqlstate", None)
+    code = getattr(getattr(exc, "orig", exc), "sqlstate", None)
     return code in ("40001", "40P01", "55P03")
+
+
+class _ConnectionLost(DatabaseUnavailableError):
+    """The connection dropped inside a transaction: nothing was written, so `Database.run` may start over."""
+
+
+def patience_from_env() -> float:
+    """Seconds a caller waits for a busy or unreachable database in all: `MLKEEP_DB_PATIENCE`, else 600."""
+    raw = os.environ.get("MLKEEP_DB_PATIENCE", "600")
+    try:
+        value = float(raw)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise InvalidInputError(f"MLKEEP_DB_PATIENCE must be a number of seconds (0 or more), not {raw!r}.")
+    return value
 
 
 def _backoff(patience: float) -> Iterator[float]:
@@ -105,24 +139,51 @@ def _backoff(patience: float) -> Iterator[float]:
         delay = min(delay * 2, 1.0)
 
 
-def _retry_busy(fn: Callable[[], Any], what: str, patience: float | None = None) -> Any:
-    for pause in _backoff(WRITE_PATIENCE if patience is None else patience):
+def _patiently(fn: Callable[[], Any], what: str, patience: float, retry_if: Callable[[BaseException], bool]) -> Any:
+    """`fn()`, again with backoff while it fails with an error `retry_if` accepts, for `patience` seconds.
+
+    When patience runs out, that error becomes `DatabaseUnavailableError`
+    (the cause kept): one sentence for the user instead of a driver error.
+    """
+    for pause in _backoff(patience):
         try:
             return fn()
         except Exception as exc:
-            if not is_busy(exc):
+            if not retry_if(exc):
                 raise
-            log.warning("database busy (%s); retrying in %.2fs", what, pause)
+            log.warning("database %s (%s); retrying in %.2fs", _state(exc), what, pause)
             time.sleep(pause)
-    return fn()
+    try:
+        return fn()
+    except Exception as exc:
+        if not retry_if(exc):
+            raise
+        raise DatabaseUnavailableError(
+            f"The metadata database stayed {_state(exc)} for {patience:g} s (trying to {what}): {_reason(exc)}. "
+            "Nothing of this transaction was written; set MLKEEP_DB_PATIENCE to wait longer."
+        ) from exc
+
+
+def _state(exc: BaseException) -> str:
+    return "busy" if is_busy(exc) else "unreachable" if is_disconnect(exc) else "in conflict"
+
+
+def _reason(exc: BaseException) -> str:
+    orig = getattr(exc, "orig", None) or exc
+    return (str(orig).strip().splitlines() or [type(orig).__name__])[0]
 
 
 class Database:
-    """A SQLAlchemy engine plus the one rule for writing: one transaction per call."""
+    """A SQLAlchemy engine plus the one rule for writing: one transaction per call.
 
-    def __init__(self, url: str) -> None:
+    `patience` (default `MLKEEP_DB_PATIENCE`, 600 s) bounds how long a call
+    waits for a busy or unreachable database before `DatabaseUnavailableError`.
+    """
+
+    def __init__(self, url: str, *, patience: float | None = None) -> None:
         self.url = url
-        self.engine: Engine = _make_engine(url)
+        self.patience = patience_from_env() if patience is None else patience
+        self.engine: Engine = _make_engine(url, self.patience)
         self.dialect = self.engine.dialect.name
         # An in-memory database is one connection shared by every thread (StaticPool):
         # one thread's commit, or the rollback that ends a read, would end another
@@ -141,8 +202,10 @@ class Database:
 
         On SQLite the transaction holds the write lock from its first
         statement (`BEGIN IMMEDIATE`); while another process holds it, this
-        waits (busy handler, then backoff) up to `WRITE_PATIENCE` seconds
-        instead of failing with "database is locked".
+        waits (busy handler, then backoff) up to `patience` seconds instead of
+        failing with "database is locked". An unreachable PostgreSQL is waited
+        for the same way. Raises `DatabaseUnavailableError` when patience runs
+        out or the connection drops mid-transaction (nothing is written then).
         """
         if self._shared:
             with self._write_lock:
@@ -154,13 +217,36 @@ class Database:
         with conn:
             try:
                 yield conn
-            except BaseException:
-                conn.rollback()
+            except Exception as exc:
+                _rollback(conn)
+                if is_disconnect(exc) and not isinstance(exc, DatabaseUnavailableError):
+                    raise _ConnectionLost(
+                        f"Lost the connection to the metadata database mid-transaction: {_reason(exc)}. "
+                        "Nothing of this transaction was written."
+                    ) from exc
                 raise
-            conn.commit()
+            except BaseException:
+                _rollback(conn)
+                raise
+            try:
+                conn.commit()
+            except Exception as exc:
+                if not is_disconnect(exc):
+                    raise
+                if getattr(getattr(exc, "orig", exc), "sqlstate", None):
+                    # The server said why it ended the session (terminated, shutting down):
+                    # it did so instead of committing, so nothing was written.
+                    raise _ConnectionLost(
+                        f"The metadata database ended the connection before committing: {_reason(exc)}. "
+                        "Nothing of this transaction was written."
+                    ) from exc
+                raise DatabaseUnavailableError(
+                    f"Lost the connection to the metadata database while committing: {_reason(exc)}. "
+                    "The transaction may or may not have been written."
+                ) from exc
 
     def _begin_writing(self) -> Connection:
-        """A connection whose transaction has begun (retried while SQLite is busy)."""
+        """A connection whose transaction has begun, waited for while the database is busy or unreachable."""
 
         def attempt() -> Connection:
             conn = self.engine.connect().execution_options(mlkeep_write=True)
@@ -171,7 +257,8 @@ class Database:
                 raise
             return conn
 
-        return _retry_busy(attempt, f"begin a write to {self.dialect}") if self.dialect == "sqlite" else attempt()
+        return _patiently(attempt, f"begin a write to {self.dialect}", self.patience,
+                          lambda e: is_busy(e) or is_disconnect(e))
 
     def run(self, work: Callable[[Connection], Any], *, patience: float | None = None) -> Any:
         """`work(conn)` in one transaction, run again while it fails for a transient reason.
@@ -179,35 +266,40 @@ class Database:
         For work that may lose a race it cannot see coming: a PostgreSQL
         deadlock or serialization failure, a connection dropped by a
         restarting server, a busy SQLite. `work` must be safe to re-run (it
-        starts over on a fresh transaction). Other errors propagate at once.
+        starts over on a fresh transaction). Other errors propagate at once;
+        `DatabaseUnavailableError` once `patience` (default `self.patience`)
+        is used up.
         """
-        for pause in _backoff(WRITE_PATIENCE if patience is None else patience):
-            try:
-                with self.begin() as conn:
-                    return work(conn)
-            except Exception as exc:
-                if not is_transient(exc):
-                    raise
-                log.warning("transaction failed (%s); retrying in %.2fs", type(exc).__name__, pause)
-                time.sleep(pause)
-        with self.begin() as conn:
-            return work(conn)
+
+        def attempt() -> Any:
+            with self.begin() as conn:
+                return work(conn)
+
+        return _patiently(attempt, "run a transaction", self.patience if patience is None else patience, is_transient)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:
-        """A connection for reads."""
+        """A connection for reads (waited for while the database is unreachable, as `begin`)."""
         if self._shared:
             with self._write_lock:
                 self._check_open()
                 with self.engine.connect() as conn:
                     yield conn
             return
-        with self.engine.connect() as conn:
-            yield conn
+        conn = _patiently(self.engine.connect, f"read from {self.dialect}", self.patience, is_disconnect)
+        with conn:
+            try:
+                yield conn
+            except Exception as exc:
+                if is_disconnect(exc) and not isinstance(exc, DatabaseUnavailableError):
+                    raise DatabaseUnavailableError(
+                        f"Lost the connection to the metadata database mid-read: {_reason(exc)}."
+                    ) from exc
+                raise
 
     def revision(self) -> str | None:
         """The Alembic revision the database is at, or None for an empty database."""
-        with self.engine.connect() as conn:
+        with self.connect() as conn:
             if not self.engine.dialect.has_table(conn, "alembic_version"):
                 return None
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
@@ -245,6 +337,15 @@ class Database:
     def _check_open(self) -> None:
         if self._closed:
             raise StoreClosedError(f"The in-memory store {self.url} was closed; its data is gone.")
+
+
+def _rollback(conn: Connection) -> None:
+    """Roll back; on a connection that is already gone there is nothing to undo."""
+    try:
+        conn.rollback()
+    except Exception as exc:
+        if not is_disconnect(exc):
+            raise
 
 
 Build = Callable[[str], tuple[Executable, Sequence[str]]]
@@ -346,12 +447,12 @@ def _is_memory(url: str) -> bool:
     return url in ("sqlite://", "sqlite:///:memory:")
 
 
-def _make_engine(url: str) -> Engine:
+def _make_engine(url: str, patience: float) -> Engine:
     if url.startswith("sqlite"):
         memory = _is_memory(url)
         engine = create_engine(
             url,
-            connect_args={"check_same_thread": False, "timeout": 30},
+            connect_args={"check_same_thread": False, "timeout": min(BUSY_TIMEOUT_S, patience)},
             poolclass=StaticPool if memory else None,
         )
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -40,6 +40,8 @@ experiments = Table(
     Column("name", String(250), nullable=False, unique=True),
     Column("creation_time", BigInteger, nullable=False),
     Column("description", Text),
+    # "active" or "deleted": a deleted experiment is hidden from listings and can be restored.
+    Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
 )
 
 runs = Table(
@@ -55,6 +57,8 @@ runs = Table(
     Column("creator", String(250)),
     Column("failure", Text),
     Column("environment", Text),
+    # "active" or "deleted": a deleted run is hidden from search and can be restored.
+    Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
     Index("ix_runs_start_time", "start_time"),
 )
@@ -205,6 +209,8 @@ commits = Table(
     Column("author", String(250)),
     Column("time", BigInteger, nullable=False),
     Column("run_id", ID),
+    # Set when gc dropped the commit's weights under the retention policy; the commit stays in history.
+    Column("pruned_time", BigInteger),
     Index("ix_commits_repo_time", "repo_id", "time"),
 )
 
@@ -328,4 +334,13 @@ registry_tags = Table(
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
     Index("ix_registry_tags_key_value", "key", "value"),
+)
+
+# -- store-wide settings (e.g. the retention policy), one JSON document per key --
+settings = Table(
+    "settings",
+    metadata,
+    Column("key", String(250), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("update_time", BigInteger, nullable=False),
 )

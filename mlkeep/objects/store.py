@@ -103,15 +103,9 @@ class ObjectStore:
         if self._local:
             return os.stat(path).st_mtime
         try:
-            info = self.fs.info(path)
+            return _mtime(self.fs.info(path))
         except FileNotFoundError:
             return None
-        for key in ("mtime", "LastModified", "created", "last_modified"):
-            value = info.get(key)
-            if value is None:
-                continue
-            return value.timestamp() if hasattr(value, "timestamp") else float(value)
-        return None
 
     def put_file(self, path: str | os.PathLike[str]) -> tuple[str, int]:
         """Store a file by streaming it (never whole in memory); return (id, size)."""
@@ -178,9 +172,20 @@ class ObjectStore:
     def __iter__(self) -> Iterator[str]:
         """Every stored object id (temporary files excluded)."""
         for path in self.fs.find(self.root):
-            parent, name = path.rsplit("/", 2)[-2:]
-            if len(parent) == 2 and len(name) == 62 and not name.startswith("."):
-                yield parent + name
+            oid = _oid_of(path)
+            if oid:
+                yield oid
+
+    def entries(self) -> Iterator[tuple[str, int, float | None]]:
+        """(id, stored size, modification time or None) of every object, from one listing.
+
+        For `gc`: on S3 the listing carries sizes and times, where asking
+        object by object would cost a request each.
+        """
+        for path, info in self.fs.find(self.root, detail=True).items():
+            oid = _oid_of(path)
+            if oid:
+                yield oid, int(info.get("size") or 0), _mtime(info)
 
     def verify(self, oid: str) -> bool:
         """True when the stored blob still matches its id (streamed: any size, little memory)."""
@@ -222,6 +227,18 @@ class ObjectStore:
     def remove(self, oid: str) -> None:
         self.fs.rm(self.path(oid))
 
+    def quarantine(self, oid: str) -> str:
+        """Move an object aside to `<root>/quarantine/` and return where it went.
+
+        For a blob that no longer matches its hash: kept for inspection, but
+        out of reach of reads, and no longer "present", so the next writer of
+        the same content stores it afresh instead of trusting the bad copy.
+        """
+        dest = f"{self.root}/quarantine/{oid}.{uuid.uuid4().hex[:8]}"
+        self.fs.makedirs(dest.rsplit("/", 1)[0], exist_ok=True)
+        self.fs.mv(self.path(oid), dest)
+        return dest
+
     def temporary_files(self) -> list[str]:
         """Leftovers of writers that were killed mid-write."""
         return [p for p in self.fs.find(self.root) if p.rsplit("/", 1)[-1].startswith(".tmp-")]
@@ -255,6 +272,21 @@ class ObjectStore:
             os.chmod(final, 0o444)
         else:
             self.fs.mv(tmp, final)
+
+
+def _oid_of(path: str) -> str | None:
+    """The object id a stored path holds (`<2 hex>/<62 hex>`), None for temporary and quarantined files."""
+    parent, name = path.rsplit("/", 2)[-2:]
+    return parent + name if len(parent) == 2 and len(name) == 62 and not name.startswith(".") else None
+
+
+def _mtime(info: dict[str, Any]) -> float | None:
+    """A listing entry's modification time in POSIX seconds, whatever the filesystem calls it."""
+    for key in ("mtime", "LastModified", "created", "last_modified"):
+        value = info.get(key)
+        if value is not None:
+            return value.timestamp() if hasattr(value, "timestamp") else float(value)
+    return None
 
 
 def _sync(f: BinaryIO) -> None:

@@ -1,7 +1,7 @@
 """The mlkeep server: a REST API (FastAPI) and a web UI over one store.
 
 `create_app(store, auth=False)` builds the ASGI app; `serve(...)` runs it with
-uvicorn. Every route wraps one library call (`mlkeep.server.service` or the
+uvicorn. Every route wraps one library call (`mlkeep.server.services` or the
 `Store`); access control lives in `mlkeep.access`.
 """
 

@@ -60,8 +60,9 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
 def create_app(store: Store, auth: bool = False) -> FastAPI:
     app = FastAPI(
         title="mlkeep", version=__version__, default_response_class=JSON,
-        description="Runs, metrics, artifacts, datasets, models, predictions, evaluations, lineage, search and "
-                    "model repositories of one mlkeep store. Errors are `{\"error\": {\"code\", \"message\"}}`.",
+        description="Runs, metrics, artifacts, datasets, models, predictions, evaluations, lineage, search, model "
+                    "repositories, the model registry and intermediates of one mlkeep store. "
+                    "Errors are `{\"error\": {\"code\", \"message\"}}`.",
     )
     app.state.store = store
     app.state.auth = auth
@@ -92,11 +93,16 @@ def create_app(store: Store, auth: bool = False) -> FastAPI:
         return JSON(error_body(code, str(exc.detail)), status_code=exc.status_code)
 
     from mlkeep.server.routes import (
-        artifacts, entities, experiments, lineage, repositories, runs, search, tokens,
+        artifacts, entities, experiments, intermediates, lineage, monitoring, registry, repositories, runs, search,
+        tokens,
     )
 
-    for module in (experiments, runs, artifacts, search, entities, lineage, repositories, tokens):
+    for module in (experiments, runs, artifacts, search, entities, lineage, repositories, registry, intermediates,
+                   monitoring, tokens):
         app.include_router(module.router, prefix="/api")
+    from mlkeep.compat.mlflow.routes import router as mlflow_router  # the MLflow REST API, for its client
+
+    app.include_router(mlflow_router)
 
     @app.get("/api/health", tags=["server"])
     def health() -> dict[str, Any]:

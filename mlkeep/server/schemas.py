@@ -49,6 +49,7 @@ class SearchIn(BaseModel):
     page_size: int = 50
     page_token: Optional[str] = None
     experiments: Optional[list[str]] = None
+    offset: int = Field(default=0, ge=0, description="Where to start when no page_token is given.")
 
 
 class RunPage(BaseModel):
@@ -115,3 +116,35 @@ class TokenIn(BaseModel):
 class NewToken(BaseModel):
     token: dict[str, Any]
     secret: str = Field(description="Shown once: only its hash is stored.")
+
+
+class RegisterIn(BaseModel):
+    """A new version from a logged Model id, a commit id (prefix) or `repo@ref`."""
+
+    source: str = Field(min_length=1, max_length=500)
+    description: Optional[str] = None
+    tags: dict[str, str] = Field(default_factory=dict)
+    owner: Optional[str] = None
+
+
+class RegistryUpdate(BaseModel):
+    """Fields to change; tags are merged (an empty value deletes a tag)."""
+
+    description: Optional[str] = None
+    owner: Optional[str] = None
+    tags: Optional[dict[str, str]] = None
+
+
+class AliasIn(BaseModel):
+    """Move an alias to `version`. With `expected` (null: the alias must not exist), a compare-and-swap."""
+
+    version: int = Field(ge=1)
+    reason: Optional[str] = None
+    expected: Optional[int] = Field(default=None, description="The version the alias must point at now.")
+
+
+class ModelCard(BaseModel):
+    name: str
+    version: Optional[int]
+    markdown: str
+

@@ -68,6 +68,9 @@ class ChunkObjects:
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._cached = 0
         self._lock = threading.Lock()
+        from fsspec.implementations.local import LocalFileSystem
+
+        self._local = isinstance(objects.fs, LocalFileSystem)
 
     def put(self, oid: str, compressed: bytes) -> bool:
         """Store a zstd frame whose content hashes to `oid`; False when it was already there.
@@ -83,10 +86,7 @@ class ChunkObjects:
 
         from mlkeep.tensors.codecs import HEADER_SIZE
 
-        try:
-            raw = self.objects.fs.cat_file(self.objects.path(oid))
-        except FileNotFoundError:
-            raise NotFoundError(f"Chunk object {oid} is not in the object store at {self.objects.root}.") from None
+        raw = self._raw(oid)
         try:
             return _zstd().ZstdDecompressor().stream_reader(io.BytesIO(raw)).read(HEADER_SIZE)  # type: ignore[no-any-return]
         except Exception as exc:
@@ -94,11 +94,19 @@ class ChunkObjects:
 
     def read(self, oid: str) -> bytes:
         """An object's content, decompressed; the caller verifies what it decodes from it."""
+        return decompress(self._raw(oid))
+
+    def _raw(self, oid: str) -> bytes:
+        """An object's stored bytes. A local folder is read with `open`: fsspec's file objects cost
+        more than reading a chunk object does."""
+        path = self.objects.path(oid)
         try:
-            raw = self.objects.fs.cat_file(self.objects.path(oid))
+            if self._local:
+                with open(path, "rb") as f:
+                    return f.read()
+            return self.objects.fs.cat_file(path)  # type: ignore[no-any-return]
         except FileNotFoundError:
             raise NotFoundError(f"Chunk object {oid} is not in the object store at {self.objects.root}.") from None
-        return decompress(raw)
 
     def cached(self, oid: str) -> np.ndarray | None:
         """The decoded raw chunk of object `oid`, if cached (read-only array)."""

@@ -1,24 +1,38 @@
 """Cutting a tensor's bytes into fixed-size chunks, and the hashes that name them.
 
 A chunk is `chunk_bytes` of raw little-endian bytes (rounded down to whole
-elements); the last one may be shorter. Its id is the SHA-256 of those bytes,
+elements); the last one may be shorter. Its id is the hash of those bytes,
 so equal chunks anywhere (another tensor, version or model) share one id.
 
-A tensor's digest is a hash tree: SHA-256 over its chunk ids (as 32-byte
-digests) in order. Every chunk is checked against its id when read, so a
-matching digest means every byte of the tensor is as written; and the digest
-costs nothing extra to compute, unlike a second pass of SHA-256 over the whole
-tensor (which would also serialise a large tensor on one core).
+The hash is BLAKE3 (`blake3` package). Every chunk is hashed when written and
+again on every read, so the hash sets the pace of a save and of a checkout:
+SHA-256 ran at 0.35-0.9 GB/s on this project's machines, BLAKE3 (SIMD) at
+1.1-3 GB/s, and it is just as collision-resistant for content addressing.
+Stores written before BLAKE3 name chunks by SHA-256; each manifest records its
+algorithm (`HASHES`), so they still read, and their descendants keep it.
+
+A tensor's digest is a hash tree: the same hash over its chunk ids (as
+32-byte digests) in order. Every chunk is checked against its id when read,
+so a matching digest means every byte of the tensor is as written, without a
+second pass over the whole tensor.
 """
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
+import blake3
 import numpy as np
 
+from mlkeep.errors import CorruptObjectError
+
 DEFAULT_CHUNK_BYTES = 1 << 20
+BLAKE3, SHA256 = "blake3", "sha256"
+DEFAULT_HASH = BLAKE3
+_HASHERS: dict[str, Callable[..., Any]] = {BLAKE3: blake3.blake3, SHA256: hashlib.sha256}
+HASHES = tuple(_HASHERS)
 
 
 def chunk_size(chunk_bytes: int, itemsize: int) -> int:
@@ -31,14 +45,19 @@ def spans(nbytes: int, size: int) -> list[tuple[int, int]]:
     return [(start, min(start + size, nbytes)) for start in range(0, nbytes, size)]
 
 
-def chunk_id(data: np.ndarray | memoryview | bytes) -> str:
-    """SHA-256 (hex) of a chunk's raw bytes."""
-    return hashlib.sha256(memoryview(data)).hexdigest()  # type: ignore[arg-type]
+def hasher(algorithm: str) -> Callable[..., Any]:
+    """The hash constructor of `algorithm`; `CorruptObjectError` for one this version does not know."""
+    try:
+        return _HASHERS[algorithm]
+    except KeyError:
+        raise CorruptObjectError(f"Unknown chunk hash {algorithm!r}; known: {', '.join(HASHES)}.") from None
 
 
-def tensor_digest(ids: Sequence[str]) -> str:
+def chunk_id(data: np.ndarray | memoryview | bytes, algorithm: str = DEFAULT_HASH) -> str:
+    """The hash (hex) of a chunk's raw bytes."""
+    return hasher(algorithm)(memoryview(data).cast("B")).hexdigest()  # type: ignore[no-any-return]
+
+
+def tensor_digest(ids: Sequence[str], algorithm: str = DEFAULT_HASH) -> str:
     """The hash-tree digest of a tensor from its chunk ids in order."""
-    h = hashlib.sha256()
-    for cid in ids:
-        h.update(bytes.fromhex(cid))
-    return h.hexdigest()
+    return hasher(algorithm)(b"".join(bytes.fromhex(cid) for cid in ids)).hexdigest()  # type: ignore[no-any-return]

@@ -12,11 +12,20 @@ Three encodings, all bit-exact:
   small negative difference is a small number too, then byte planes. Beats
   XOR when an update carries across a byte boundary (0x7fff -> 0x8000).
 
-An encoded chunk is an object whose bytes are an 80-byte header followed by
-the planes; the object store compresses it (zstd). The header names the
-encoding, the plane width, the raw length, the SHA-256 of the decoded chunk
-and the object id of the delta base, so an object decodes unambiguously on
-its own and every decode can be checked against the hash it promises.
+An encoded chunk is an object whose content is an 80-byte header, a table of
+each plane's stored length (4 bytes a plane), then the planes, each zstd-
+compressed on its own or kept raw when compressing does not make it smaller
+(format ``MKT2``). Planes differ: the high plane of a fine-tuning delta shrinks
+to under 1%, the low two do not shrink at all, and trying zstd on a plane of
+noise costs a fraction of what compressing the whole chunk in one frame did
+(which also compressed worse). The object store's own zstd frame around the
+content then finds nothing left to do, cheaply. The header names the
+encoding, the plane width, the raw length, the hash of the decoded chunk and
+the object id of the delta base, so an object decodes unambiguously on its
+own and every decode can be checked against the hash it promises.
+
+Format ``MKT1`` (written before per-plane compression: raw planes after the
+header, compressed only by the object store's frame) still decodes.
 """
 
 from __future__ import annotations
@@ -27,6 +36,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from mlkeep.errors import CorruptObjectError
+from mlkeep.tensors.blobs import compress, decompress
+from mlkeep.tensors.chunks import BLAKE3, SHA256
 from mlkeep.tensors.dtypes import uint_dtype
 
 FULL = "full"
@@ -41,47 +52,96 @@ _CODE = {FULL: 0, XOR: 1, SUB: 2}
 _NAME = {v: k for k, v in _CODE.items()}
 _SIGNED = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
 
-MAGIC = b"MKT1"
+MAGIC_1, MAGIC = b"MKT1", b"MKT2"
 _HEADER = struct.Struct("<4sBBHQ32s32s")
-HEADER_SIZE = _HEADER.size  # 80
+HEADER_SIZE = _HEADER.size  # 80: the fixed part, enough to learn an object's delta base
 _NO_BASE = bytes(32)
+_HASH_CODE = {SHA256: 0, BLAKE3: 1}  # the header's flags field: how `raw_id` was hashed (0 in every MKT1 object)
+_HASH_NAME = {v: k for k, v in _HASH_CODE.items()}
 
 
 @dataclass(frozen=True)
 class ChunkHeader:
-    """What an encoded chunk object says about itself."""
+    """What an encoded chunk object says about itself.
+
+    `hash` is the algorithm of `raw_id`. `stored` holds each plane's stored
+    length (format 2); None for a format-1 object, whose planes follow the
+    header raw.
+    """
 
     encoding: str
     width: int
     nbytes: int
     raw_id: str
     base: str | None
+    hash: str = SHA256
+    stored: tuple[int, ...] | None = None
+
+    @property
+    def size(self) -> int:
+        """Bytes of the header with its plane table: where the planes start."""
+        return HEADER_SIZE + (4 * self.width if self.stored is not None else 0)
 
     def pack(self) -> bytes:
         base = bytes.fromhex(self.base) if self.base else _NO_BASE
-        return _HEADER.pack(MAGIC, _CODE[self.encoding], self.width, 0, self.nbytes, bytes.fromhex(self.raw_id), base)
+        magic = MAGIC_1 if self.stored is None else MAGIC
+        fixed = _HEADER.pack(magic, _CODE[self.encoding], self.width, _HASH_CODE[self.hash], self.nbytes,
+                             bytes.fromhex(self.raw_id), base)
+        return fixed if self.stored is None else fixed + struct.pack(f"<{self.width}I", *self.stored)
 
 
 def read_header(data: bytes | memoryview) -> ChunkHeader:
-    """Parse an encoded chunk's header; raises `CorruptObjectError` if it is not one."""
-    if len(data) < HEADER_SIZE:
-        raise CorruptObjectError("Encoded chunk is shorter than its header.")
-    magic, code, width, _flags, nbytes, raw, base = _HEADER.unpack_from(data)
-    if magic != MAGIC or code not in _NAME or width not in (1, 2, 4, 8) or len(data) - HEADER_SIZE != nbytes:
-        raise CorruptObjectError("Encoded chunk has a malformed header.")
-    if (_NAME[code] == FULL) != (base == _NO_BASE):
+    """Parse an encoded chunk's header and check it fits the object's length; `CorruptObjectError` if not."""
+    header = read_header_prefix(data)
+    if header.encoding not in ENCODINGS or (header.encoding == FULL) != (header.base is None):
         raise CorruptObjectError("Encoded chunk's base does not fit its encoding.")
-    return ChunkHeader(_NAME[code], width, nbytes, raw.hex(), None if base == _NO_BASE else base.hex())
+    if header.nbytes % header.width:
+        raise CorruptObjectError("Encoded chunk's length is not a whole number of elements.")
+    if bytes(data[:4]) == MAGIC:
+        if len(data) < header.size:
+            raise CorruptObjectError("Encoded chunk is shorter than its plane table.")
+        stored = struct.unpack_from(f"<{header.width}I", data, HEADER_SIZE)
+        header = ChunkHeader(header.encoding, header.width, header.nbytes, header.raw_id, header.base, header.hash, stored)
+        plane = header.nbytes // header.width
+        if any(n > plane for n in stored) or len(data) != header.size + sum(stored):
+            raise CorruptObjectError("Encoded chunk's plane table does not fit its length.")
+    elif len(data) - HEADER_SIZE != header.nbytes:
+        raise CorruptObjectError("Encoded chunk has a malformed header.")
+    return header
 
 
 def read_header_prefix(data: bytes | memoryview) -> ChunkHeader:
-    """Parse a chunk header from the first `HEADER_SIZE` bytes of an object (the rest unread)."""
+    """Parse the fixed part of a chunk header from the first `HEADER_SIZE` bytes of an object (the rest unread)."""
     if len(data) < HEADER_SIZE:
         raise CorruptObjectError("Encoded chunk is shorter than its header.")
-    magic, code, width, _flags, nbytes, raw, base = _HEADER.unpack_from(data)
-    if magic != MAGIC or code not in _NAME or width not in (1, 2, 4, 8):
+    magic, code, width, flags, nbytes, raw, base = _HEADER.unpack_from(data)
+    if magic not in (MAGIC, MAGIC_1) or code not in _NAME or width not in (1, 2, 4, 8) or flags not in _HASH_NAME:
         raise CorruptObjectError("Encoded chunk has a malformed header.")
-    return ChunkHeader(_NAME[code], width, nbytes, raw.hex(), None if base == _NO_BASE else base.hex())
+    return ChunkHeader(_NAME[code], width, nbytes, raw.hex(), None if base == _NO_BASE else base.hex(), _HASH_NAME[flags])
+
+
+def pack(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, raw_id: str, hash: str,
+         base_oid: str | None, level: int | None) -> bytes:
+    """An encoded chunk object's content (format 2): header, plane table, each plane compressed or raw.
+
+    `level` None keeps every plane raw without trying zstd. A full chunk of
+    width 1 is *flat*: its bytes as they are, which decode with one copy.
+    """
+    planes = encode(encoding, raw, base, width).reshape(width, -1)
+    parts = [memoryview(plane) if level is None else _shrink(plane, level) for plane in planes]
+    header = ChunkHeader(encoding, width, len(raw), raw_id, base_oid, hash, tuple(len(p) for p in parts))
+    return b"".join([header.pack(), *parts])
+
+
+def stored_size(planes: np.ndarray, width: int, level: int) -> int:
+    """Bytes the planes (flat uint8, plane-major) take in a format-2 object, without its header."""
+    return sum(len(_shrink(plane, level)) for plane in planes.reshape(width, -1))
+
+
+def _shrink(plane: np.ndarray, level: int) -> bytes | memoryview:
+    """A plane zstd-compressed, or as it is when compressing does not make it smaller."""
+    packed = compress(plane, level)
+    return packed if len(packed) < len(plane) else memoryview(plane)
 
 
 def to_planes(data: np.ndarray, width: int) -> np.ndarray:
@@ -93,12 +153,16 @@ def to_planes(data: np.ndarray, width: int) -> np.ndarray:
 
 def from_planes(planes: np.ndarray, width: int, out: np.ndarray) -> None:
     """Interleave planes (flat uint8, plane-major) back into `out` (flat uint8)."""
-    if width == 1:
-        out[:] = planes
+    interleave(list(planes.reshape(width, -1)), out)
+
+
+def interleave(rows: list[np.ndarray], out: np.ndarray) -> None:
+    """Interleave byte planes (one flat uint8 array each) into `out` (flat uint8)."""
+    if len(rows) == 1:
+        out[:] = rows[0]
         return
-    rows = planes.reshape(width, -1)
     # np.stack along the last axis is several times faster than assigning a transpose.
-    np.stack(list(rows), axis=1, out=out.reshape(-1, width))
+    np.stack(rows, axis=1, out=out.reshape(-1, len(rows)))
 
 
 def delta(encoding: str, new: np.ndarray, base: np.ndarray, width: int) -> np.ndarray:
@@ -143,19 +207,36 @@ def encode_into(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: 
     out.reshape(width, -1)[:] = body.reshape(-1, width).T
 
 
-def decode(header: ChunkHeader, payload: memoryview | bytes, base: np.ndarray | None, out: np.ndarray) -> None:
-    """Write the raw chunk an encoded payload describes into `out` (flat uint8, header.nbytes).
+def decode(header: ChunkHeader, data: memoryview | bytes, base: np.ndarray | None, out: np.ndarray) -> None:
+    """Write the raw chunk an encoded object's content `data` describes into `out` (flat uint8, header.nbytes).
 
-    `base` is the decoded raw base chunk for delta encodings. Decoding does not
-    verify; the caller checks `out` against `header.raw_id`.
+    `header` is `read_header(data)`; `base` is the decoded raw base chunk for
+    delta encodings. Decoding does not verify; the caller checks `out`
+    against `header.raw_id`.
     """
-    planes = np.frombuffer(payload, dtype=np.uint8)
-    from_planes(planes, header.width, out)
+    interleave(planes_of(header, data), out)
     if header.encoding != FULL:
         base_arr = _need(base)
         if len(base_arr) != header.nbytes:
             raise CorruptObjectError("Delta chunk and its base differ in length.")
         undelta(header.encoding, out, base_arr, header.width)
+
+
+def planes_of(header: ChunkHeader, data: memoryview | bytes) -> list[np.ndarray]:
+    """The byte planes an object's content holds (decompressed; read-only when stored raw)."""
+    payload = memoryview(data)[header.size :]
+    plane = header.nbytes // header.width
+    if header.stored is None:
+        return list(np.frombuffer(payload, dtype=np.uint8).reshape(header.width, plane))
+    rows, pos = [], 0
+    for n in header.stored:
+        part = payload[pos : pos + n]
+        pos += n
+        row = np.frombuffer(part if n == plane else decompress(part), dtype=np.uint8)
+        if len(row) != plane:
+            raise CorruptObjectError("Encoded chunk's plane does not decompress to its length.")
+        rows.append(row)
+    return rows
 
 
 def _need(base: np.ndarray | None) -> np.ndarray:

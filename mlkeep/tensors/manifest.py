@@ -6,6 +6,9 @@ records both identities: `id`, the hash of the raw chunk (what the reader
 verifies), and `obj`, the object holding its encoding, plus what the planner
 needs without reading chunk objects: encoding, delta base, the full-copy root
 of its chain, chain depth, and stored (compressed) bytes.
+
+Format 2 adds `hash`, the algorithm of the chunk ids and digest (see
+`chunks`); a format-1 manifest, written before it, is SHA-256 throughout.
 """
 
 from __future__ import annotations
@@ -15,8 +18,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from mlkeep.errors import CorruptObjectError
+from mlkeep.tensors.chunks import DEFAULT_HASH, HASHES, SHA256
 
-FORMAT = "mlkeep.tensor/1"
+FORMAT = "mlkeep.tensor/2"
+_FORMAT_1 = "mlkeep.tensor/1"
 
 
 @dataclass(frozen=True)
@@ -63,10 +68,12 @@ class TensorManifest:
     chunk_bytes: int
     digest: str
     chunks: tuple[ChunkRef, ...] = field(default=())
+    hash: str = DEFAULT_HASH
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "format": FORMAT,
+            "hash": self.hash,
             "dtype": self.dtype,
             "shape": list(self.shape),
             "nbytes": self.nbytes,
@@ -77,8 +84,11 @@ class TensorManifest:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> TensorManifest:
-        if d.get("format") != FORMAT:
+        if d.get("format") not in (FORMAT, _FORMAT_1):
             raise CorruptObjectError(f"Object is not a tensor manifest (format {d.get('format')!r}).")
+        algorithm = d.get("hash", SHA256) if d["format"] == FORMAT else SHA256
+        if algorithm not in HASHES:
+            raise CorruptObjectError(f"Tensor manifest names an unknown hash {algorithm!r}.")
         return cls(
             d["dtype"],
             tuple(int(n) for n in d["shape"]),
@@ -86,6 +96,7 @@ class TensorManifest:
             int(d["chunk_bytes"]),
             d["digest"],
             tuple(ChunkRef.from_dict(c) for c in d["chunks"]),
+            algorithm,
         )
 
     def to_bytes(self) -> bytes:

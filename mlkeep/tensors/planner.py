@@ -24,7 +24,17 @@ Per chunk (bytes against reads). Each candidate's stored size is estimated
 by compressing a sample of its encoding (exact when the chunk is no larger
 than the sample); its cost is::
 
-    cost = stored_bytes + read_weight · n · depth
+    cost = stored_bytes + read_weight · n · depth + plane_weight · n · interleaves
+
+``interleaves`` counts the passes that put byte planes back together, the
+costliest step of a decode after decompression (about as slow as zstd, and
+eight times slower than copying): none for a full chunk stored flat (raw
+bytes, no planes), one for a full chunk in planes or an XOR delta (XOR chains
+decode in plane space and interleave once, see `tensors.chains`), two for a
+SUB delta (its base is interleaved before the delta is added). So byte planes
+are used where they save more than a pass is worth: the planes of a float32
+weight matrix save about 15% and are not worth it; those of a fine-tuning
+delta save 40-50% and are.
 
 A delta must also save at least ``min_saving`` of the full size: a delta that
 barely helps is not worth a decode on every checkout. The cheapest candidate
@@ -51,6 +61,7 @@ class StoragePolicy:
     max_chain_depth: longest delta chain; 0 stores every changed chunk full.
     min_saving: fraction of the full size a delta must save to be taken.
     read_weight: bytes of storage one extra decode of a chunk's raw size is worth, per raw byte.
+    plane_weight: bytes of storage one pass interleaving a chunk's byte planes is worth, per raw byte.
     max_read_amplification: bound on decoded bytes per checkout over raw bytes.
     sample_bytes: bytes sampled per chunk to estimate each candidate's compressed size.
     encodings: which delta encodings may be tried (full is always possible).
@@ -61,6 +72,7 @@ class StoragePolicy:
     max_chain_depth: int = 8
     min_saving: float = 0.05
     read_weight: float = 0.02
+    plane_weight: float = 0.2
     max_read_amplification: float = 2.0
     sample_bytes: int = 32 * 1024
     encodings: tuple[str, ...] = ENCODINGS
@@ -72,8 +84,9 @@ class StoragePolicy:
             raise InvalidInputError("StoragePolicy.max_chain_depth cannot be negative.")
         if not 0.0 <= self.min_saving < 1.0:
             raise InvalidInputError("StoragePolicy.min_saving must be in [0, 1).")
-        if self.read_weight < 0 or self.max_read_amplification < 1.0:
-            raise InvalidInputError("StoragePolicy.read_weight must be >= 0 and max_read_amplification >= 1.")
+        if self.read_weight < 0 or self.plane_weight < 0 or self.max_read_amplification < 1.0:
+            raise InvalidInputError(
+                "StoragePolicy.read_weight and plane_weight must be >= 0 and max_read_amplification >= 1.")
         if self.sample_bytes < 64:
             raise InvalidInputError("StoragePolicy.sample_bytes must be at least 64.")
         unknown = set(self.encodings) - set(ENCODINGS)
@@ -83,12 +96,14 @@ class StoragePolicy:
 
 @dataclass(frozen=True)
 class Candidate:
-    """One way to store a chunk: an encoding, its base object (None for full), chain depth, estimated bytes."""
+    """One way to store a chunk: an encoding, its base object (None for full), chain depth, estimated bytes,
+    and the interleaving passes its decode needs."""
 
     encoding: str
     base: str | None
     depth: int
     estimate: float
+    interleaves: int = 1
 
 
 def chain_limit(policy: StoragePolicy, unchanged: Iterable[ChunkRef], changed: Iterable[tuple[int, ChunkRef | None]]) -> int:
@@ -119,9 +134,16 @@ def chain_limit(policy: StoragePolicy, unchanged: Iterable[ChunkRef], changed: I
 
 
 def choose(policy: StoragePolicy, candidates: Iterable[Candidate], nbytes: int, limit: int) -> Candidate:
-    """The cheapest candidate within depth `limit`; the full candidate must be among them."""
+    """The cheapest candidate within depth `limit`; a full candidate must be among them.
+
+    A delta must save `min_saving` of the smallest full candidate's size.
+    """
     candidates = list(candidates)
-    full = next(c for c in candidates if c.encoding == FULL)
+    full = min((c for c in candidates if c.encoding == FULL), key=lambda c: c.estimate)
     ceiling = (1.0 - policy.min_saving) * full.estimate
-    allowed = [c for c in candidates if c is full or (c.depth <= limit and c.estimate <= ceiling)]
-    return min(allowed, key=lambda c: (c.estimate + policy.read_weight * nbytes * c.depth, c.depth))
+    allowed = [c for c in candidates if c.encoding == FULL or (c.depth <= limit and c.estimate <= ceiling)]
+
+    def cost(c: Candidate) -> float:
+        return c.estimate + nbytes * (policy.read_weight * c.depth + policy.plane_weight * c.interleaves)
+
+    return min(allowed, key=lambda c: (cost(c), c.depth))

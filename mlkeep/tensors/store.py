@@ -1,7 +1,7 @@
 """TensorStore: put and get trees of named tensors, deduplicated, delta-compressed, verified.
 
-Writing a tree (`put_tree`) runs in two phases over a thread pool (SHA-256,
-zstd and large numpy operations release the GIL):
+Writing a tree (`put_tree`) runs in two phases over a thread pool (BLAKE3,
+SHA-256, zstd and large numpy operations release the GIL):
 
 1. hash every chunk; a chunk whose id the parent tree already holds is reused
    as it is (its object, encoding and chain), so an unchanged tensor costs
@@ -16,7 +16,9 @@ so a tree never names a missing chunk.
 
 Reading (`get_tree`, `get_tensor`) decodes each chunk along its delta chain
 into the output buffer and checks it against its SHA-256; each tensor's
-digest is then checked against its chunk ids. Any mismatch raises
+digest is then checked against its chunk ids. A tree hashes its chunks with
+its parent's algorithm (BLAKE3 for a tree without parent; SHA-256 in stores
+written before BLAKE3), so versions of one model always compare by id. Any mismatch raises
 `CorruptObjectError`: a wrong byte is never returned.
 """
 
@@ -36,7 +38,8 @@ from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError
 from mlkeep.objects.store import ObjectStore
 from mlkeep.tensors import codecs
 from mlkeep.tensors.blobs import ChunkObjects, compress
-from mlkeep.tensors.chunks import chunk_id, chunk_size, spans, tensor_digest
+from mlkeep.tensors.chains import MAX_CHAIN, ChainDecoder
+from mlkeep.tensors.chunks import DEFAULT_HASH, chunk_id, chunk_size, spans, tensor_digest
 from mlkeep.tensors.dtypes import TensorLike, as_bytes, from_bytes, item_size, plane_width
 from mlkeep.tensors.manifest import ChunkRef, TensorManifest
 from mlkeep.tensors.planner import Candidate, StoragePolicy, chain_limit, choose
@@ -44,7 +47,7 @@ from mlkeep.tensors.tree import Tree
 
 TreeId = str
 _META_LEVEL = 3
-_MAX_CHAIN_GUARD = 256  # a header chain longer than any policy allows means a corrupt or cyclic chain
+_WRAP_LEVEL = -100
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,27 @@ class RecipeTree:
     decoded_bytes: int
 
 
+@dataclass(frozen=True)
+class _Option:
+    """One way to encode a changed chunk: encoding, base object, its chain root, depth, plane width
+    (1 for a flat full chunk)."""
+
+    encoding: str
+    base: str | None
+    root: str | None
+    depth: int
+    width: int
+
+    @property
+    def flat(self) -> bool:
+        return self.encoding == codecs.FULL and self.width == 1
+
+    @property
+    def interleaves(self) -> int:
+        """Plane-interleaving passes a decode needs (see `tensors.planner`)."""
+        return 0 if self.width == 1 else (2 if self.encoding == codecs.SUB else 1)
+
+
 @dataclass
 class _Job:
     """One tensor being written."""
@@ -124,6 +148,7 @@ class _Job:
     chunk_bytes: int
     spans: list[tuple[int, int]]
     parents: list[ChunkRef | None]
+    hash: str
     ids: list[str] = field(default_factory=list)
     refs: list[ChunkRef | None] = field(default_factory=list)
 
@@ -173,8 +198,19 @@ class TensorStore:
         written) and `NotFoundError` for an unknown parent.
         """
         policy = policy or self.policy
+        jobs, changed, limit = self._prepare(tensors, parent_tree, policy)
+        self._encode_all(jobs, changed, limit, policy)
+        tree_id = self._put_meta(Tree.of({job.name: self._manifest(job) for job in jobs}).to_bytes())
+        self._count(trees=1, tensors=len(jobs))
+        return tree_id
+
+    def _prepare(
+        self, tensors: Mapping[str, TensorLike], parent_tree: TreeId | None, policy: StoragePolicy
+    ) -> tuple[list[_Job], dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]], int]:
+        """Hash every chunk, reuse what the parent holds; return the jobs, the changed chunks and the chain limit."""
         parent = self.manifests(parent_tree) if parent_tree else {}
-        jobs = [self._job(name, tensor, parent.get(name), policy) for name, tensor in _checked(tensors)]
+        algorithm = next(iter(parent.values())).hash if parent else DEFAULT_HASH
+        jobs = [self._job(name, tensor, parent.get(name), policy, algorithm) for name, tensor in _checked(tensors)]
         known = {ref.id: ref for m in parent.values() for ref in m.chunks if ref.encoding != codecs.RECIPE}
         self._hash_all(jobs)
         changed = self._reuse(jobs, known)
@@ -183,12 +219,10 @@ class TensorStore:
             [r for job in jobs for r in job.refs if r is not None],
             [(len(raw_span), base) for _, _, raw_span, base in changed.values()],
         )
-        self._encode_all(jobs, changed, limit, policy)
-        tree_id = self._put_meta(Tree.of({job.name: self._manifest(job) for job in jobs}).to_bytes())
-        self._count(trees=1, tensors=len(jobs))
-        return tree_id
+        return jobs, changed, limit
 
-    def _job(self, name: str, tensor: TensorLike, parent: TensorManifest | None, policy: StoragePolicy) -> _Job:
+    def _job(self, name: str, tensor: TensorLike, parent: TensorManifest | None, policy: StoragePolicy,
+             algorithm: str) -> _Job:
         dtype, shape, data = as_bytes(tensor)
         size = chunk_size(policy.chunk_bytes, item_size(dtype))
         cuts = spans(len(data), size)
@@ -197,25 +231,26 @@ class TensorStore:
         for i, (start, stop) in enumerate(cuts):
             ref = parent.chunks[i] if same_kind and parent and i < len(parent.chunks) else None
             parents.append(_source(ref) if ref is not None and ref.nbytes == stop - start else None)
-        return _Job(name, dtype, shape, data, size, cuts, parents)
+        return _Job(name, dtype, shape, data, size, cuts, parents, algorithm)
 
     def _hash_all(self, jobs: list[_Job]) -> None:
         pool = self._executor()
         futures = [
-            [pool.submit(self._identify, job.data[a:b], parent) for (a, b), parent in zip(job.spans, job.parents)]
+            [pool.submit(self._identify, job.data[a:b], parent, job.hash)
+             for (a, b), parent in zip(job.spans, job.parents)]
             for job in jobs
         ]
         for job, fs in zip(jobs, futures):
             job.ids = [f.result() for f in fs]
 
-    def _identify(self, data: np.ndarray, parent: ChunkRef | None) -> str:
+    def _identify(self, data: np.ndarray, parent: ChunkRef | None, algorithm: str) -> str:
         """A chunk's id. When the parent's chunk is cached, comparing bytes (about ten times
         faster than SHA-256) settles the common case of an unchanged chunk."""
         if parent is not None and parent.id:
             cached = self.blobs.cached(parent.obj)
             if cached is not None and _equal(cached, data):
                 return parent.id  # cached bytes are verified: they are the chunk `parent.id` names
-        return chunk_id(data)
+        return chunk_id(data, algorithm)
 
     def _reuse(self, jobs: list[_Job], known: dict[str, ChunkRef]) -> dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]]:
         """Fill in reused chunks; return the distinct changed ones by id (first occurrence wins)."""
@@ -237,9 +272,8 @@ class TensorStore:
 
     def _encode_all(self, jobs: list[_Job], changed: dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]], limit: int, policy: StoragePolicy) -> None:
         pool = self._executor()
-        width = {job.name: plane_width(job.dtype) for job in jobs}
         futures: dict[str, Future[tuple[ChunkRef, Future[None]]]] = {
-            cid: pool.submit(self._encode_chunk, cid, raw, base, width[job.name], limit, policy)
+            cid: pool.submit(self._encode_chunk, cid, raw, base, job, limit, policy)
             for cid, (job, _, raw, base) in changed.items()
         }
         done, writes = {}, []
@@ -267,20 +301,10 @@ class TensorStore:
         Also returns what storing those chunks would have cost, for the planner.
         """
         policy = policy or self.policy
-        parent = self.manifests(parent_tree) if parent_tree else {}
-        jobs = [self._job(name, tensor, parent.get(name), policy) for name, tensor in _checked(tensors)]
-        known = {ref.id: ref for m in parent.values() for ref in m.chunks if ref.encoding != codecs.RECIPE}
-        self._hash_all(jobs)
-        changed = self._reuse(jobs, known)
-        limit = chain_limit(
-            policy,
-            [r for job in jobs for r in job.refs if r is not None],
-            [(len(raw_span), base) for _, _, raw_span, base in changed.values()],
-        )
-        width = {job.name: plane_width(job.dtype) for job in jobs}
+        jobs, changed, limit = self._prepare(tensors, parent_tree, policy)
         pool = self._executor()
         futures = {
-            cid: pool.submit(self._plan_chunk, cid, raw, base, width[job.name], limit, policy)
+            cid: pool.submit(self._plan_chunk, cid, raw, base, job, limit, policy)
             for cid, (job, _, raw, base) in changed.items()
         }
         estimated, decoded = 0.0, 0
@@ -303,55 +327,63 @@ class TensorStore:
         return RecipeTree(tree_id, sum(len(v[2]) for v in changed.values()), estimated, kept + decoded)
 
     def _plan_chunk(
-        self, cid: str, raw: np.ndarray, parent: ChunkRef | None, width: int, limit: int, policy: StoragePolicy
-    ) -> tuple[list[tuple[str, str | None, str | None, int]], dict[str, np.ndarray], dict[int, tuple[np.ndarray, bytes]], list[Candidate], int]:
-        """The candidate encodings of one changed chunk, their estimated sizes, and the index of the cheapest."""
-        n = len(raw)
-        options: list[tuple[str, str | None, str | None, int]] = [(codecs.FULL, None, None, 0)]
+        self, cid: str, raw: np.ndarray, parent: ChunkRef | None, job: _Job, limit: int, policy: StoragePolicy
+    ) -> tuple[list[_Option], dict[str, np.ndarray], dict[int, bytes], list[Candidate], int]:
+        """The candidate encodings of one changed chunk, their estimated sizes, and the index of the cheapest
+        (with the encoded object content of each candidate it encoded whole)."""
+        n, width = len(raw), plane_width(job.dtype)
+        options = [_Option(codecs.FULL, None, None, 0, 1)]  # flat: the bytes as they are
+        if width > 1:
+            options.append(_Option(codecs.FULL, None, None, 0, width))
         bases: dict[str, np.ndarray] = {}
         deltas = [e for e in policy.encodings if e != codecs.FULL]
         if parent is not None and limit >= 1 and deltas:
             if parent.depth + 1 <= limit:
                 bases[parent.obj] = self._base_raw(parent.obj, n)
-                options += [(e, parent.obj, parent.root, parent.depth + 1) for e in deltas]
+                options += [_Option(e, parent.obj, parent.root, parent.depth + 1, width) for e in deltas]
             if parent.depth >= 1:
                 bases[parent.root] = self._base_raw(parent.root, n)
-                options += [(e, parent.root, parent.root, 1) for e in deltas]
+                options += [_Option(e, parent.root, parent.root, 1, width) for e in deltas]
         exact = n <= policy.sample_bytes
         sample = _sample_spans(n, policy.sample_bytes, width)
-        encoded: dict[int, tuple[np.ndarray, bytes]] = {}
+        encoded: dict[int, bytes] = {}
         candidates = []
-        for k, (enc, base, _, depth) in enumerate(options):
-            base_raw = bases[base] if base else None
+        for k, o in enumerate(options):
+            base_raw = bases[o.base] if o.base else None
             if exact:
-                logical = _logical(enc, raw, base_raw, width, cid, base)
-                encoded[k] = (logical, compress(logical, policy.level))
-                estimate = float(len(encoded[k][1]))
+                encoded[k] = self._pack(o, raw, base_raw, cid, job.hash, policy)
+                estimate = float(len(encoded[k]))
+            elif o.flat:
+                estimate = float(n)
             else:
-                estimate = _estimate(enc, raw, base_raw, width, sample, policy.level) * n
-            candidates.append(Candidate(enc, base, depth, estimate))
+                estimate = _estimate(o.encoding, raw, base_raw, width, sample, policy.level) * n
+            candidates.append(Candidate(o.encoding, o.base, o.depth, estimate, o.interleaves))
         best = choose(policy, candidates, n, limit)
         return options, bases, encoded, candidates, candidates.index(best)
 
+    @staticmethod
+    def _pack(o: _Option, raw: np.ndarray, base: np.ndarray | None, cid: str, algorithm: str,
+              policy: StoragePolicy) -> bytes:
+        return codecs.pack(o.encoding, raw, base, o.width, cid, algorithm, o.base, None if o.flat else policy.level)
+
     def _encode_chunk(
-        self, cid: str, raw: np.ndarray, parent: ChunkRef | None, width: int, limit: int, policy: StoragePolicy
+        self, cid: str, raw: np.ndarray, parent: ChunkRef | None, job: _Job, limit: int, policy: StoragePolicy
     ) -> tuple[ChunkRef, Future[None]]:
         """Choose the cheapest encoding of one changed chunk; hand its write to the I/O pool."""
         n = len(raw)
-        options, bases, encoded, _, k = self._plan_chunk(cid, raw, parent, width, limit, policy)
-        enc, base, root, depth = options[k]
-        if k in encoded:
-            logical, packed = encoded[k]
-        else:
-            logical = _logical(enc, raw, bases[base] if base else None, width, cid, base)
-            packed = compress(logical, policy.level)
-        oid = hashlib.sha256(logical.data).hexdigest()
+        options, bases, encoded, _, k = self._plan_chunk(cid, raw, parent, job, limit, policy)
+        o = options[k]
+        logical = encoded.get(k) or self._pack(o, raw, bases[o.base] if o.base else None, cid, job.hash, policy)
+        # The planes inside are compressed already: the object store's frame only wraps them, at zstd's
+        # fastest setting (level 1 took six times longer here, to save nothing).
+        packed = compress(logical, _WRAP_LEVEL)
+        oid = hashlib.sha256(logical).hexdigest()
         if self.blobs.cache_bytes:
             self.blobs.remember(oid, np.array(raw, copy=True))  # the caller may change its array later
         with self._lock:
-            self._encodings[enc] += 1
+            self._encodings[o.encoding] += 1
         write = self._io_executor().submit(self._write_chunk, oid, packed, n)
-        return ChunkRef(cid, oid, enc, base, root or oid, depth, len(packed), n), write
+        return ChunkRef(cid, oid, o.encoding, o.base, o.root or oid, o.depth, len(packed), n), write
 
     def _write_chunk(self, oid: str, packed: bytes, nbytes: int) -> None:
         if self.blobs.put(oid, packed):
@@ -359,7 +391,8 @@ class TensorStore:
 
     def _manifest(self, job: _Job) -> TensorManifest:
         refs = tuple(r for r in job.refs if r is not None)
-        return TensorManifest(job.dtype, job.shape, len(job.data), job.chunk_bytes, tensor_digest(job.ids), refs)
+        return TensorManifest(job.dtype, job.shape, len(job.data), job.chunk_bytes, tensor_digest(job.ids, job.hash),
+                              refs, job.hash)
 
     def _put_meta(self, data: bytes) -> str:
         oid = hashlib.sha256(data).hexdigest()
@@ -385,7 +418,7 @@ class TensorStore:
             _stored(tree_id, name, m)
         buffers = {name: np.empty(m.nbytes, dtype=np.uint8) for name, m in manifests.items()}
         futures = [
-            self._executor().submit(self._decode_ref, ref, buffers[name][a : a + ref.nbytes], True, None)
+            self._executor().submit(self._decode_ref, ref, m.hash, buffers[name][a : a + ref.nbytes], True, None)
             for name, m in manifests.items()
             for ref, a in zip(m.chunks, _offsets(m))
         ]
@@ -401,7 +434,7 @@ class TensorStore:
         m = _stored(tree_id, name, tree[name])
         buf = np.empty(m.nbytes, dtype=np.uint8)
         futures = [
-            self._executor().submit(self._decode_ref, ref, buf[a : a + ref.nbytes], True, None)
+            self._executor().submit(self._decode_ref, ref, m.hash, buf[a : a + ref.nbytes], True, None)
             for ref, a in zip(m.chunks, _offsets(m))
         ]
         for f in futures:
@@ -449,10 +482,11 @@ class TensorStore:
             if dtype != m.dtype or shape != m.shape or len(data) != m.nbytes:
                 bad.append(name)
                 continue
-            futures[name] = [pool.submit(chunk_id, data[a : a + ref.nbytes]) for ref, a in zip(m.chunks, _offsets(m))]
+            futures[name] = [pool.submit(chunk_id, data[a : a + ref.nbytes], m.hash) for ref, a in zip(m.chunks, _offsets(m))]
         for name, fs in futures.items():
             ids = [f.result() for f in fs]
-            if ids != [c.id for c in manifests[name].chunks] or tensor_digest(ids) != manifests[name].digest:
+            m = manifests[name]
+            if ids != [c.id for c in m.chunks] or tensor_digest(ids, m.hash) != m.digest:
                 bad.append(name)
         return sorted(set(bad))
 
@@ -476,7 +510,7 @@ class TensorStore:
         out = []
         seen = 0
         current: str | None = oid
-        while current is not None and seen <= _MAX_CHAIN_GUARD:
+        while current is not None and seen <= MAX_CHAIN:
             out.append(current)
             with self._lock:
                 known = self._bases.get(current, False)
@@ -503,7 +537,7 @@ class TensorStore:
                 continue
             buf = np.empty(m.nbytes, dtype=np.uint8)
             for ref, a in zip(m.chunks, _offsets(m)):
-                self._decode_ref(ref, buf[a : a + ref.nbytes], False, touched)
+                self._decode_ref(ref, m.hash, buf[a : a + ref.nbytes], False, touched)
                 chunks += 1
             _finish(name, m, buf)
         for oid in sorted(touched):
@@ -565,44 +599,20 @@ class TensorStore:
                     self._tree_cache.popitem(last=False)
         return tree
 
-    def _decode_ref(self, ref: ChunkRef, out: np.ndarray, use_cache: bool, touched: set[str] | None) -> None:
-        """Decode the chunk `ref` names into `out` and check it against `ref.id`."""
-        self._decode(ref.obj, out, use_cache, touched, 0)
-        if chunk_id(out) != ref.id:
+    def _decode_ref(self, ref: ChunkRef, algorithm: str, out: np.ndarray, use_cache: bool,
+                    touched: set[str] | None) -> None:
+        """Decode the chunk `ref` names into `out` and check it against `ref.id` (hashed with `algorithm`)."""
+        ChainDecoder(self.blobs, use_cache, touched).decode(ref.obj, out)
+        if chunk_id(out, algorithm) != ref.id:
             raise CorruptObjectError(f"Chunk {ref.id} decoded from object {ref.obj} does not match its hash.")
-
-    def _decode(self, oid: str, out: np.ndarray, use_cache: bool, touched: set[str] | None, level: int) -> str:
-        """Decode object `oid` into `out` (unverified); return the raw id its header promises."""
-        if level > _MAX_CHAIN_GUARD:
-            raise CorruptObjectError(f"Delta chain through object {oid} is longer than any policy allows.")
-        if touched is not None:
-            touched.add(oid)
-        if use_cache and level == 0:
-            cached = self.blobs.cached(oid)
-            if cached is not None and len(cached) == len(out):
-                out[:] = cached  # the caller still checks `out` against the chunk id
-                return chunk_id(cached)
-        logical = self.blobs.read(oid)
-        header = codecs.read_header(logical)
-        if header.nbytes != len(out):
-            raise CorruptObjectError(f"Chunk object {oid} holds {header.nbytes} bytes, expected {len(out)}.")
-        base = None
-        if header.base is not None:
-            base = self.blobs.cached(header.base) if use_cache else None
-            if base is None:
-                # Not verified on its own: a wrong base makes the final chunk miss its hash.
-                base = np.empty(header.nbytes, dtype=np.uint8)
-                self._decode(header.base, base, use_cache, touched, level + 1)
-        codecs.decode(header, memoryview(logical)[codecs.HEADER_SIZE :], base, out)
-        return header.raw_id
 
     def _base_raw(self, oid: str, nbytes: int) -> np.ndarray:
         """The verified raw chunk of object `oid`, from the cache or decoded (and then cached)."""
         raw = self.blobs.cached(oid)
         if raw is None:
             raw = np.empty(nbytes, dtype=np.uint8)
-            raw_id = self._decode(oid, raw, True, None, 0)
-            if chunk_id(raw) != raw_id:
+            header = ChainDecoder(self.blobs).decode(oid, raw)  # None: another thread cached it meanwhile
+            if header is not None and chunk_id(raw, header.hash) != header.raw_id:
                 raise CorruptObjectError(f"Base object {oid} does not decode to the chunk it promises.")
             self.blobs.remember(oid, raw)
         if len(raw) != nbytes:
@@ -661,20 +671,12 @@ def _offsets(m: TensorManifest) -> list[int]:
 
 def _finish(name: str, m: TensorManifest, buf: np.ndarray) -> TensorLike:
     """Check a decoded tensor's digest and give it its dtype and shape."""
-    if tensor_digest([c.id for c in m.chunks]) != m.digest:
+    if tensor_digest([c.id for c in m.chunks], m.hash) != m.digest:
         raise CorruptObjectError(f"Tensor {name!r} does not match its digest.")
     try:
         return from_bytes(m.dtype, m.shape, buf)
     except (ValueError, TypeError) as exc:
         raise CorruptObjectError(f"Tensor {name!r} has a manifest that does not fit its bytes: {exc}.") from exc
-
-
-def _logical(enc: str, raw: np.ndarray, base: np.ndarray | None, width: int, cid: str, base_oid: str | None) -> np.ndarray:
-    """An encoded chunk object's content (header, then planes) in one buffer: no extra copies."""
-    out = np.empty(codecs.HEADER_SIZE + len(raw), dtype=np.uint8)
-    out[: codecs.HEADER_SIZE] = np.frombuffer(codecs.ChunkHeader(enc, width, len(raw), cid, base_oid).pack(), np.uint8)
-    codecs.encode_into(enc, raw, base, width, out[codecs.HEADER_SIZE :])
-    return out
 
 
 def _sample_spans(n: int, sample_bytes: int, width: int) -> list[tuple[int, int]]:
@@ -685,7 +687,7 @@ def _sample_spans(n: int, sample_bytes: int, width: int) -> list[tuple[int, int]
 
 
 def _estimate(enc: str, raw: np.ndarray, base: np.ndarray | None, width: int, sample: list[tuple[int, int]], level: int) -> float:
-    """Compressed size per raw byte of `enc` on a sample of the chunk."""
-    parts = [codecs.encode(enc, raw[a:b], None if base is None else base[a:b], width) for a, b in sample]
-    data = np.concatenate(parts).tobytes()
-    return len(compress(data, level)) / len(data)
+    """Stored bytes per raw byte of `enc` on a sample of the chunk (planes compressed one by one, as stored)."""
+    parts = [codecs.encode(enc, raw[a:b], None if base is None else base[a:b], width).reshape(width, -1) for a, b in sample]
+    planes = np.concatenate(parts, axis=1)
+    return codecs.stored_size(planes, width, level) / planes.size

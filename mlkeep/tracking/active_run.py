@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from mlkeep.metadata import Database
 from mlkeep.objects import ObjectStore
-from mlkeep.tracking import artifacts, runs
+from mlkeep.tracking import artifacts, pending, runs
 from mlkeep.tracking.entities import Artifact, Run, RunStatus
 from mlkeep.tracking.metrics import MetricBuffer
 from mlkeep.tracking.run_scope import RunScope
@@ -91,7 +91,8 @@ class ActiveRun(RunScope):
         self._metrics.add_many(metrics, step, timestamp)
 
     def flush(self) -> None:
-        """Write buffered metrics now; when this returns they survive a killed process."""
+        """Write buffered metrics (and records autologging queued) now; then they survive a killed process."""
+        pending.settle()
         self._metrics.flush()
 
     # -- artifacts ---------------------------------------------------------------
@@ -171,6 +172,7 @@ class ActiveRun(RunScope):
         """Flush and mark the run ended; ending twice is a no-op."""
         if self._ended:
             return
+        pending.settle()  # what autologging queued for runs is written before a run reads as ended
         runs.end_run(self.db, self.id, status, failure, metrics=self._metrics)  # one transaction
         self._ended = True
         self._leave()

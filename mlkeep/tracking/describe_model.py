@@ -8,6 +8,7 @@ Transform per child module. Anything else is described by its class.
 
 from __future__ import annotations
 
+import functools
 import inspect
 from importlib import metadata
 from typing import Any
@@ -216,6 +217,7 @@ def _typing(value: Any) -> str:
     return "UNKNOWN"
 
 
+@functools.lru_cache(maxsize=64)  # importlib.metadata reads files: milliseconds a call
 def _version(framework: str | None) -> str | None:
     if not framework:
         return None

@@ -26,6 +26,14 @@ class Entity:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+class LifecycleStage:
+    """Whether an experiment or run is live or deleted (hidden, restorable), as in MLflow."""
+
+    ACTIVE = "active"
+    DELETED = "deleted"
+    ALL = (ACTIVE, DELETED)
+
+
 class RunStatus:
     RUNNING = "RUNNING"
     FINISHED = "FINISHED"
@@ -40,6 +48,7 @@ class Experiment(Entity):
     name: str
     creation_time: int
     description: str | None = None
+    lifecycle_stage: str = LifecycleStage.ACTIVE
 
 
 @dataclass(frozen=True)
@@ -83,6 +92,7 @@ class Run(Entity):
     tags: dict[str, str] = field(default_factory=dict)
     metrics: dict[str, MetricSummary] = field(default_factory=dict)
     environment: dict[str, str] = field(default_factory=dict)
+    lifecycle_stage: str = LifecycleStage.ACTIVE
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Run:

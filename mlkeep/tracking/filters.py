@@ -28,7 +28,8 @@ PREFIXES = {"metrics": "metric", "metric": "metric", "params": "param", "param":
 ATTRIBUTES = {"id": "id", "run_id": "id", "name": "name", "run_name": "name", "status": "status",
               "experiment": "experiment", "experiment_name": "experiment", "experiment_id": "experiment_id",
               "start_time": "start_time", "created": "start_time", "end_time": "end_time",
-              "parent_run_id": "parent_run_id", "creator": "creator", "user_id": "creator"}
+              "parent_run_id": "parent_run_id", "creator": "creator", "user_id": "creator",
+              "lifecycle_stage": "lifecycle_stage"}
 NUMERIC_ATTRIBUTES = {"start_time", "end_time"}
 
 

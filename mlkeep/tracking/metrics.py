@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import math
 import numbers
 import threading
 import time
@@ -190,7 +191,7 @@ class MetricBuffer:
                 rows.append((run_id, key, s, timestamp, value))
 
     def flush(self, then: Callable[[Connection], None] | None = None) -> None:
-        """Write every buffered value in one transaction; on failure the values are kept.
+        """Write every buffered value in one transaction (`Database.run`); on failure the values are kept.
 
         `then(conn)`, when given, runs in the same transaction after the values
         are written (ending a run costs one commit, not two).
@@ -200,11 +201,16 @@ class MetricBuffer:
                 rows, self._rows = self._rows, []
             if not rows and then is None:
                 return
+
+            def write(conn: Connection) -> None:
+                write_rows(conn, rows)
+                if then is not None:
+                    then(conn)
+
             try:
-                with self.db.begin() as conn:
-                    write_rows(conn, rows)
-                    if then is not None:
-                        then(conn)
+                # Re-run after a lost race, a busy SQLite or a dropped connection, for up to the
+                # database's patience; then `DatabaseUnavailableError`, with the values kept.
+                self.db.run(write)
             except BaseException:
                 with self._lock:
                     self._rows[:0] = rows
@@ -268,3 +274,121 @@ class _Flusher:
 
 
 _flusher = _Flusher()
+
+
+# -- history for charts ---------------------------------------------------------------------------
+HistoryRow = tuple[int, "float | None", int]  # step, value (None for NaN), timestamp
+_INT64 = (-(2**63), 2**63 - 1)
+_WINDOW_NAMES = ("run_id", "key", "lo", "hi")
+_BUCKET_NAMES = ("run_id", "key", "lo", "hi", "n", "span")
+
+
+def history_rows(conn: Connection, run_id: str, key: str, *, max_points: int = 0, min_step: float | None = None,
+                 max_step: float | None = None) -> tuple[list[HistoryRow], int]:
+    """The points of one series with `min_step <= step <= max_step`, by step then time, and how many there are.
+
+    With `max_points` (at least 4; 0 for every point) and more points than
+    that, the database splits the window's steps into `max_points // 4`
+    equal-width buckets and sends only each bucket's first, lowest, highest
+    and last point (M4): a chart drawn from them is the chart of the full
+    series at that width (spikes survive), and a 100,000-point series never
+    crosses into Python.
+    """
+    for bound in (min_step, max_step):
+        if bound is not None and math.isnan(bound):
+            raise InvalidMetricError("min_step and max_step must be numbers, not NaN.")
+    lo = _INT64[0] if min_step is None else max(_INT64[0], math.ceil(min_step)) if math.isfinite(min_step) else (
+        _INT64[0] if min_step < 0 else _INT64[1])
+    hi = _INT64[1] if max_step is None else min(_INT64[1], math.floor(max_step)) if math.isfinite(max_step) else (
+        _INT64[0] if max_step < 0 else _INT64[1])
+    if max_points:
+        whole = min_step is None and max_step is None
+        stats = _series_stats if whole else _window_stats  # a whole series is counted by its summary row
+        cur = prepared(conn.dialect, stats).execute(conn, (run_id, key) if whole else (run_id, key, lo, hi))
+        total, first, last = cur.fetchone() or (0, None, None)
+        cur.close()
+        if total > max_points:
+            span = last - first + 1  # bucket = (step - first) * n // span: always 0 .. n-1
+            args = (run_id, key, first, last, max_points // 4, span)
+            return _fetch(prepared(conn.dialect, _buckets).execute(conn, args)), int(total)
+    rows = _fetch(prepared(conn.dialect, _window_rows).execute(conn, (run_id, key, lo, hi)))
+    return rows, len(rows)
+
+
+def _fetch(cur: Any) -> list[HistoryRow]:
+    try:
+        return cur.fetchall()  # type: ignore[no-any-return]
+    finally:
+        cur.close()
+
+
+def _in_window() -> Any:
+    c = metrics.c
+    return (c.run_id == bindparam("run_id"), c.key == bindparam("key"), c.step >= bindparam("lo"),
+            c.step <= bindparam("hi"))
+
+
+def _window_stats(dialect: str) -> tuple[Executable, Sequence[str]]:
+    """(count, first step, last step) of the window: read from the (run, key, step) index alone."""
+    from sqlalchemy import func
+
+    c = metrics.c
+    return select(func.count(), func.min(c.step), func.max(c.step)).where(*_in_window()), _WINDOW_NAMES
+
+
+def _series_stats(dialect: str) -> tuple[Executable, Sequence[str]]:
+    """(count, first step, last step) of a whole series: its `latest_metrics` row and one index seek."""
+    from sqlalchemy import func
+
+    c, lm = metrics.c, latest_metrics.c
+    first = select(func.min(c.step)).where(c.run_id == bindparam("run_id"), c.key == bindparam("key"))
+    stmt = select(lm["count"], first.scalar_subquery(), lm.step).where(
+        lm.run_id == bindparam("run_id"), lm.key == bindparam("key"))
+    return stmt, ("run_id", "key")
+
+
+def _window_rows(dialect: str) -> tuple[Executable, Sequence[str]]:
+    c = metrics.c
+    return (select(c.step, c.value, c.timestamp).where(*_in_window()).order_by(c.step, c.timestamp, c.seq),
+            _WINDOW_NAMES)
+
+
+def _buckets(dialect: str) -> tuple[Executable, Sequence[str]]:
+    """The ids (`seq`) of each bucket's first, lowest, highest and last point, then those points by step.
+
+    PostgreSQL: one GROUP BY bucket, ordering inside the aggregate
+    (`array_agg(... ORDER BY ...)[1]`). SQLite has no ordered aggregate and
+    sorts a GROUP BY on an expression in a temporary B-tree, so it walks the
+    buckets as step ranges of the (run, key, step) index instead: first and
+    last are index seeks, and a lone min()/max() takes its other ("bare")
+    columns from the row holding the extreme. NaN (NULL) is never the
+    lowest or highest of a bucket that has a number.
+    """
+    from sqlalchemy import text
+
+    if dialect == "postgresql":
+        sql = """
+        WITH pts AS (SELECT seq, step, timestamp, value, div((step - :lo)::numeric * :n, :span) AS b
+                     FROM metrics WHERE run_id = :run_id AND key = :key AND step >= :lo AND step <= :hi),
+        picked AS (SELECT unnest(ARRAY[
+                     (array_agg(seq ORDER BY step, timestamp, seq))[1],
+                     (array_agg(seq ORDER BY value ASC NULLS LAST, step, timestamp, seq))[1],
+                     (array_agg(seq ORDER BY value DESC NULLS LAST, step, timestamp, seq))[1],
+                     (array_agg(seq ORDER BY step DESC, timestamp DESC, seq DESC))[1]]) AS seq
+                   FROM pts GROUP BY b)
+        SELECT step, value, timestamp FROM metrics WHERE seq IN (SELECT seq FROM picked)
+        ORDER BY step, timestamp, seq"""
+    else:
+        # Bucket x holds the steps s with x <= (s - lo) * n / span < x + 1 (integer ceilings below).
+        where = "run_id = :run_id AND key = :key AND step >= b.first AND step <= b.last"
+        picks = (f"SELECT seq FROM metrics WHERE {where} ORDER BY step, seq LIMIT 1",
+                 f"SELECT seq FROM (SELECT min(value), seq FROM metrics WHERE {where})",
+                 f"SELECT seq FROM (SELECT max(value), seq FROM metrics WHERE {where})",
+                 f"SELECT seq FROM metrics WHERE {where} ORDER BY step DESC, seq DESC LIMIT 1")
+        sql = f"""
+        WITH RECURSIVE x(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM x WHERE i < :n - 1),
+        b(first, last) AS (SELECT :lo + (i * :span + :n - 1) / :n, :lo + ((i + 1) * :span + :n - 1) / :n - 1 FROM x)
+        SELECT step, value, timestamp FROM metrics WHERE seq IN (
+            {" UNION ".join(f"SELECT ({p}) FROM b" for p in picks)})
+        ORDER BY step, timestamp, seq"""
+    return text(sql), _BUCKET_NAMES

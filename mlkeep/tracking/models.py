@@ -4,8 +4,11 @@ The description (learning algorithm, framework, hyperparameters with the
 schema's `nonDefault` flag, the transforms graph of a pipeline) comes from the
 object itself, so nothing has to be typed by hand. The model is serialized
 with the framework's own format (pickle for scikit-learn, `torch.save` for
-PyTorch) into the object store. Loading unpickles: only load models from a
-store you trust, as with any pickle.
+PyTorch) into the object store. Autologging stores pickle protocol 5 with the
+numpy arrays out of band (`pack_pickle5`): the pickle stream, then each array's
+bytes, behind a short header; it is what the fit's snapshot already holds, so
+the model is never pickled twice. `deserialize` reads both. Loading unpickles:
+only load models from a store you trust, as with any pickle.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 import io
 import json
 import pickle
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy import Connection, select
@@ -128,7 +131,40 @@ def deserialize(flavor: str, payload: bytes) -> Any:
         import torch
 
         return torch.load(io.BytesIO(payload), weights_only=False)
+    if payload.startswith(PICKLE5_MAGIC):
+        return _unpack_pickle5(payload)
     return pickle.loads(payload)  # noqa: S301 - the store's own, hash-verified blob
+
+
+PICKLE5_MAGIC = b"mlkeep-pickle5\n"
+
+
+def pack_pickle5(stream: bytes, buffers: Sequence[memoryview]) -> bytes:
+    """One blob from a protocol-5 pickle stream and its out-of-band buffers, in order.
+
+    Layout: `PICKLE5_MAGIC`, an 8-byte little-endian header length, a JSON list of
+    byte lengths (the stream's, then each buffer's), the stream, the buffers.
+    """
+    header = json.dumps([len(stream), *(b.nbytes for b in buffers)]).encode()
+    return b"".join([PICKLE5_MAGIC, len(header).to_bytes(8, "little"), header, stream, *buffers])
+
+
+def _unpack_pickle5(payload: bytes) -> Any:
+    start = len(PICKLE5_MAGIC) + 8
+    end = start + int.from_bytes(payload[len(PICKLE5_MAGIC):start], "little")
+    try:
+        sizes = [int(n) for n in json.loads(payload[start:end])]
+    except (ValueError, TypeError) as exc:
+        raise InvalidInputError(f"A pickle5 model blob has a damaged header: {exc}") from exc
+    # one writable copy: the arrays of the model are backed by it and must be writable, as they were
+    body = memoryview(bytearray(payload[end:]))
+    if sum(sizes) != len(body):
+        raise InvalidInputError(f"A pickle5 model blob holds {len(body)} bytes, its header says {sum(sizes)}.")
+    views, offset = [], 0
+    for size in sizes:
+        views.append(body[offset:offset + size])
+        offset += size
+    return pickle.loads(views[0], buffers=views[1:])  # noqa: S301 - the store's own, hash-verified blob
 
 
 _COLUMNS = {"id", "name", "run_id", "trained_on_dataset_id", "learning_algorithm", "creation_time", "object"}

@@ -6,6 +6,7 @@ import functools
 import getpass
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,7 @@ from mlkeep.metadata import Database
 from mlkeep.metadata.database import prepared
 from mlkeep.metadata.tables import experiments, latest_metrics, params, runs, tags
 from mlkeep.metadata.upsert import insert_for_dialect
-from mlkeep.tracking.entities import MetricSummary, Run, RunStatus
+from mlkeep.tracking.entities import LifecycleStage, MetricSummary, Run, RunStatus
 from mlkeep.tracking.experiments import ensure_experiment
 from mlkeep.tracking.values import check_key, param_value
 
@@ -40,6 +41,7 @@ def _end_run(dialect: str) -> tuple[Executable, Sequence[str]]:
         .values(status=bindparam("b_status"), end_time=bindparam("b_end_time"), failure=bindparam("b_failure"))
     )
     return stmt, ("b_status", "b_end_time", "b_failure", "b_id")
+
 
 
 def _run_exists(dialect: str) -> tuple[Executable, Sequence[str]]:
@@ -70,16 +72,28 @@ def create_run(
     parent_run_id: str | None = None,
     tags_: Mapping[str, Any] | None = None,
     environment: Mapping[str, str] | None = None,
+    run_id: str | None = None,
+    start_time: int | None = None,
+    creator: str | None = None,
 ) -> str:
-    """Insert a RUNNING run (and its experiment if new); return its id."""
-    run_id = new_id()
+    """Insert a RUNNING run (and its experiment if new); return its id.
+
+    `run_id`, `start_time` and `creator` keep what another tracker recorded
+    (an import); by default a fresh id, now, and the current user.
+    `RunStateError` when the experiment is deleted.
+    """
+    if run_id is not None and (not isinstance(run_id, str) or not _RUN_ID.match(run_id)):
+        raise InvalidInputError(f"A run id is 1 to 64 letters, digits, '-' or '_', not {run_id!r}.")
+    run_id = run_id or new_id()
     env = json.dumps(dict(environment or {}), sort_keys=True)
     tag_rows = _tag_rows(run_id, tags_) if tags_ else []
     with db.begin() as conn:
-        exp_id = ensure_experiment(conn, experiment)
+        exp_id = ensure_experiment(conn, experiment, live=True)
         if parent_run_id is not None:
             _require_run(conn, parent_run_id)
-        row = (run_id, exp_id, name or f"run-{run_id[:8]}", RunStatus.RUNNING, now_ms(), parent_run_id, _user(), env)
+        started = now_ms() if start_time is None else int(start_time)
+        row = (run_id, exp_id, name or f"run-{run_id[:8]}", RunStatus.RUNNING, started, parent_run_id,
+               creator or _user(), env)
         prepared(conn.dialect, _insert_run).execute(conn, row).close()
         if tag_rows:
             prepared(conn.dialect, _upsert_tags).executemany(conn, tag_rows)
@@ -93,17 +107,20 @@ def end_run(
     failure: str | None = None,
     *,
     metrics: MetricBuffer | None = None,
+    end_time: int | None = None,
 ) -> None:
     """Mark a run terminated with `status`, keeping `failure` (a traceback) when it failed.
 
     With `metrics` (the run's buffer) the last values are written and the run
-    marked ended in one transaction, and the buffer is closed.
+    marked ended in one transaction, and the buffer is closed. `end_time`
+    keeps another tracker's record (default: now).
     """
     if status not in RunStatus.ALL:
         raise InvalidInputError(f"Run status must be one of {', '.join(RunStatus.ALL)}, not {status!r}.")
+    ended = now_ms() if end_time is None else int(end_time)
 
     def mark(conn: Connection) -> None:
-        cur = prepared(conn.dialect, _end_run).execute(conn, (status, now_ms(), failure, run_id))
+        cur = prepared(conn.dialect, _end_run).execute(conn, (status, ended, failure, run_id))
         found = cur.rowcount
         cur.close()
         if found == 0:
@@ -153,9 +170,36 @@ def set_tags(db: Database, run_id: str, values: Mapping[str, Any]) -> None:
 
 
 def delete_tag(db: Database, run_id: str, key: str) -> None:
+    """Remove tag `key` of a run; `NotFoundError` if the run or the tag does not exist."""
     with db.begin() as conn:
         _require_run(conn, run_id)
-        conn.execute(tags.delete().where(tags.c.run_id == run_id, tags.c.key == key))
+        if conn.execute(tags.delete().where(tags.c.run_id == run_id, tags.c.key == key)).rowcount == 0:
+            raise NotFoundError(f"Run {run_id} has no tag {key!r}.")
+
+
+def rename_run(db: Database, run_id: str, name: str) -> None:
+    """Give a run another name (names are labels; the id stays)."""
+    if not isinstance(name, str) or not name.strip() or len(name) > 250:
+        raise InvalidInputError(f"A run name is a non-empty string of at most 250 characters, not {name!r}.")
+    with db.begin() as conn:
+        if conn.execute(runs.update().where(runs.c.id == run_id).values(name=name)).rowcount == 0:
+            raise NotFoundError(f"No run with id {run_id!r}. Find runs with `mlkeep runs search`.")
+
+
+def delete_run(db: Database, run_id: str) -> None:
+    """Mark a run deleted: hidden from search, kept whole, restorable with `restore_run`."""
+    _set_stage(db, run_id, LifecycleStage.DELETED)
+
+
+def restore_run(db: Database, run_id: str) -> None:
+    """Bring a deleted run back (restoring an active run changes nothing)."""
+    _set_stage(db, run_id, LifecycleStage.ACTIVE)
+
+
+def _set_stage(db: Database, run_id: str, stage: str) -> None:
+    with db.begin() as conn:
+        if conn.execute(runs.update().where(runs.c.id == run_id).values(lifecycle_stage=stage)).rowcount == 0:
+            raise NotFoundError(f"No run with id {run_id!r}. Find runs with `mlkeep runs search`.")
 
 
 def get_run(db: Database, run_id: str) -> Run:
@@ -183,7 +227,7 @@ def get_runs(db: Database, run_ids: Sequence[str]) -> list[Run]:
 # padded to the next power of two, up to `_MAX_IDS` per query.
 _MAX_IDS = 256
 _RUN_FIELDS = ("id", "experiment_id", "name", "status", "start_time", "end_time", "parent_run_id", "creator",
-               "failure", "environment")
+               "failure", "environment", "lifecycle_stage")
 
 
 @functools.lru_cache(maxsize=None)
@@ -238,7 +282,7 @@ def _load_runs(conn: Connection, ids: list[str]) -> dict[str, Run]:
     out = {}
     for row in _fetch(conn, "runs", ids):
         (run_id, experiment_id, name, status, start_time, end_time, parent_run_id, creator, failure, env,
-         experiment) = row
+         stage, experiment) = row
         env = env or "{}"
         if env not in environments:
             environments[env] = json.loads(env)
@@ -246,7 +290,7 @@ def _load_runs(conn: Connection, ids: list[str]) -> dict[str, Run]:
             id=run_id, experiment_id=experiment_id, experiment=experiment, name=name, status=status,
             start_time=start_time, end_time=end_time, parent_run_id=parent_run_id, creator=creator,
             failure=failure, params=p.get(run_id, {}), tags=t.get(run_id, {}), metrics=m.get(run_id, {}),
-            environment=dict(environments[env]),
+            environment=dict(environments[env]), lifecycle_stage=stage,
         )
     return out
 
@@ -259,6 +303,11 @@ def child_runs(db: Database, run_id: str) -> list[str]:
 def require_run(db: Database, run_id: str) -> None:
     with db.connect() as conn:
         _require_run(conn, run_id)
+
+
+def require_run_in(conn: Connection, run_id: str) -> None:
+    """`NotFoundError` unless the run exists, checked in the caller's transaction."""
+    _require_run(conn, run_id)
 
 
 def _require_run(conn: Connection, run_id: str) -> None:
@@ -281,6 +330,9 @@ def _grouped(rows: Iterable[tuple[Any, ...]]) -> dict[str, dict[str, str]]:
             d = out[run_id] = {}
         d[key] = value
     return out
+
+
+_RUN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_\-]{0,63}$")
 
 
 @functools.lru_cache(maxsize=1)

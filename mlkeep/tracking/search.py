@@ -158,17 +158,23 @@ def _ordered(stmt: Select[Any], keys: Sequence[OrderKey], dialect: str, first_pr
     return stmt.order_by(*terms, runs.c.start_time.desc(), runs.c.id)
 
 
-def _page(conn: Connection, base: Select[Any], order: Sequence[OrderKey], limit: int | None, dialect: str) -> list[str]:
+def _page(conn: Connection, base: Select[Any], order: Sequence[OrderKey], limit: int | None, offset: int,
+          dialect: str) -> list[str]:
     """The ids of one page. Sorting by a metric, param or tag, first the runs having it (read in index
-    order, which stops after `limit` runs instead of sorting every run), then, only if the page is not
-    full, the runs lacking it: a LEFT JOIN would force the database to join and sort every run."""
+    order, which stops after `offset + limit` runs instead of sorting every run), then, only if the page
+    is not full, the runs lacking it: a LEFT JOIN would force the database to join and sort every run."""
     if not order or order[0].key.kind == "attribute":
-        return list(conn.execute(_ordered(base, order, dialect).limit(limit)).scalars())
-    ids = list(conn.execute(_ordered(base, order, dialect, first_present=True).limit(limit)).scalars())
+        return list(conn.execute(_ordered(base, order, dialect).limit(limit).offset(offset or None)).scalars())
+    present = _ordered(base, order, dialect, first_present=True)
+    ids = list(conn.execute(present.limit(limit).offset(offset or None)).scalars())
     if limit is None or len(ids) < limit:
+        skip = 0
+        if offset and not ids:  # the page starts among the runs lacking the key: skip past those having it
+            having = select(func.count()).select_from(base.where(_has_value(order[0].key)).subquery())
+            skip = max(0, offset - conn.execute(having).scalar_one())
         lacking = base.where(not_(_has_value(order[0].key)))
         rest = None if limit is None else limit - len(ids)
-        ids += conn.execute(_ordered(lacking, order[1:], dialect).limit(rest)).scalars()
+        ids += conn.execute(_ordered(lacking, order[1:], dialect).limit(rest).offset(skip or None)).scalars()
     return ids
 
 
@@ -184,9 +190,10 @@ def search_runs(
     *,
     order_by: str | Sequence[str] | None = None,
     limit: int | None = None,
+    offset: int = 0,
     experiments: Sequence[str] | None = None,
 ) -> list[Run]:
-    """Runs matching `filter`, sorted and limited; the database returns only the page of ids.
+    """Runs matching `filter`, sorted, skipping `offset` and limited; the database returns only the page of ids.
 
     `order_by` items look like "metrics.acc DESC"; the filter may instead end with
     `ORDER BY ... LIMIT n` (giving both orders is an error; with two limits the smaller wins).
@@ -196,14 +203,19 @@ def search_runs(
     """
     query = parse_filter(filter or "")
     order = _order_keys(query, order_by)
-    limit = _limit(query.limit, limit)
+    if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
+        raise InvalidInputError(f"offset must be a whole number from 0, not {offset!r}.")
+    # A LIMIT in the filter caps the whole result, of which this call reads from `offset` on.
+    limit = _limit(None if query.limit is None else max(query.limit - offset, 0), limit)
+    if limit == 0:
+        return []
     base = select(runs.c.id)
     if query.where is not None:
         base = base.where(_where(query.where, db.dialect))
     with db.connect() as conn:
         if experiments is not None:
             base = base.where(runs.c.experiment_id.in_(_experiment_ids(conn, experiments)))
-        ids = _page(conn, base, order, limit, db.dialect)
+        ids = _page(conn, base, order, limit, offset, db.dialect)
     return get_runs(db, ids)
 
 

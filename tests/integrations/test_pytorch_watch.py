@@ -106,6 +106,31 @@ def test_watch_wraps_a_plain_loss_function(store: Store, digits_tensors) -> None
     assert run.metrics["loss"].count == 2 * len(loader) and run.metrics["epoch_loss"].count == 2
 
 
+def test_every_hyperparameter_a_scheduler_moves_is_a_metric_series(store: Store, digits_tensors) -> None:
+    X, y = digits_tensors
+    net = nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Linear(32, 10))
+    opt = torch.optim.SGD(net.parameters(), lr=0.05, momentum=0.9, weight_decay=1e-4)
+    loader = _loader(X, y)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=2 * len(loader))  # cycles momentum
+    loss_fn = nn.CrossEntropyLoss()
+    in_force = []  # the momentum each step ran with
+    with mlkeep.torch.watch(net, optimizer=opt, loss_fn=loss_fn, dataloader=loader, store=store) as w:
+        for _ in range(2):
+            for xb, yb in loader:
+                opt.zero_grad()
+                loss_fn(net(xb), yb).backward()
+                in_force.append(opt.param_groups[0]["momentum"])
+                opt.step()
+                sched.step()
+    lr = [m.value for m in store.get_metric_history(w.run.id, "lr")]
+    assert len(lr) == len(in_force) and max(lr) == pytest.approx(0.1, rel=0.05)
+    history = store.get_metric_history(w.run.id, "momentum")
+    first_change = next(i for i, m in enumerate(in_force) if m != in_force[0])
+    assert history[0].step == first_change > 0  # unchanged at first: not logged
+    assert [m.value for m in history] == pytest.approx(in_force[first_change:])  # then every step
+    assert "weight_decay" not in store.get_run(w.run.id).metrics  # never moved
+
+
 def test_a_failing_training_loop_ends_the_run_failed(store: Store) -> None:
     net = nn.Linear(4, 2)
     with pytest.raises(RuntimeError, match="diverged"):

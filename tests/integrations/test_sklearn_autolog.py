@@ -40,6 +40,7 @@ def iris_xy() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _runs(store: Store, parent: str | None = None) -> list:
+    mlkeep.sklearn.flush()  # fits are recorded in the background: wait for them
     return [r for r in store.search_runs("") if r.parent_run_id == parent]
 
 
@@ -73,6 +74,7 @@ def test_pipeline_is_one_model_with_its_transform_graph(autologged: Store) -> No
     pipe = Pipeline([("scale", StandardScaler()), ("pca", PCA(n_components=10, random_state=0)),
                      ("clf", LogisticRegression(max_iter=300))])
     pipe.fit(X, y)
+    mlkeep.sklearn.flush()
     (model,) = autologged.list_models()  # the inner fits made no models of their own
     assert model.learning_algorithm == "sklearn.pipeline.Pipeline"
     scale, pca, clf = model.transforms
@@ -91,6 +93,7 @@ def test_column_transformer_and_feature_union_record_columns(autologged: Store) 
                              ("petal", MinMaxScaler(), ["petal length (cm)", "petal width (cm)"])])
     union = FeatureUnion([("pca", PCA(n_components=2)), ("id", StandardScaler())])
     Pipeline([("pre", pre), ("union", union), ("clf", DecisionTreeClassifier(random_state=0))]).fit(X, y)
+    mlkeep.sklearn.flush()
     (model,) = autologged.list_models()
     names = [t.name for t in model.transforms]
     assert names == ["sepal:StandardScaler", "petal:MinMaxScaler", "pca:PCA", "id:StandardScaler",
@@ -106,6 +109,7 @@ def test_the_same_data_twice_is_one_dataset(autologged: Store, iris_xy) -> None:
     X, y = iris_xy
     LogisticRegression(max_iter=300).fit(X, y)
     DecisionTreeClassifier(random_state=0).fit(X.copy(), y.copy())
+    mlkeep.sklearn.flush()
     first, second = autologged.list_models()
     assert first.trained_on_dataset_id == second.trained_on_dataset_id
     assert len(autologged.list_datasets()) == 1
@@ -152,6 +156,7 @@ def test_predict_and_metric_calls_log_prediction_and_evaluation(autologged: Stor
     pred = est.predict(X)
     accuracy = metrics.accuracy_score(y, pred)
     f1 = metrics.f1_score(y, pred, average="macro")
+    mlkeep.sklearn.flush()
     model = autologged.list_models()[0]
     (prediction,) = predictions_.list_predictions(autologged.db)
     assert prediction.model_id == model.id and prediction.num_rows == 150
@@ -168,6 +173,7 @@ def test_predict_and_metric_calls_log_prediction_and_evaluation(autologged: Stor
     assert first.class_labels == ["0", "1", "2"]
     assert second.scores == {"f1_score(average=macro)": pytest.approx(f1)}
     metrics.accuracy_score(y, pred)  # the same prediction and labels again: nothing new
+    mlkeep.sklearn.flush()
     assert len(predictions_.list_evaluations(autologged.db)) == 2
     down = autologged.lineage(model.id, direction="down")
     assert {n.id for n in down.of_kind("prediction")} == {prediction.id}
@@ -178,6 +184,7 @@ def test_predict_proba_views_are_recognised(autologged: Store, iris_xy) -> None:
     est = LogisticRegression(max_iter=500).fit(X, y)
     proba = est.predict_proba(X)
     value = metrics.roc_auc_score(y, proba, multi_class="ovr")
+    mlkeep.sklearn.flush()
     (evaluation,) = predictions_.list_evaluations(autologged.db)
     assert evaluation.scores == {"roc_auc_score(multi_class=ovr)": pytest.approx(value)}
 
@@ -186,6 +193,7 @@ def test_score_logs_an_evaluation_with_its_prediction(autologged: Store, iris_xy
     X, y = iris_xy
     pipe = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=300))]).fit(X, y)
     value = pipe.score(X, y)
+    mlkeep.sklearn.flush()
     (evaluation,) = predictions_.list_evaluations(autologged.db)
     assert evaluation.scores["score"] == pytest.approx(value) == pytest.approx(evaluation.scores["accuracy"])
     assert evaluation.prediction_id is not None
@@ -197,6 +205,7 @@ def test_regression_evaluation_on_diabetes(autologged: Store) -> None:
     (run,) = _runs(autologged)
     pred = est.predict(X)
     mse = metrics.mean_squared_error(y, pred)
+    mlkeep.sklearn.flush()
     (evaluation,) = predictions_.list_evaluations(autologged.db)
     assert evaluation.scores["mse"] == pytest.approx(mse)
     assert evaluation.scores["mae"] == pytest.approx(metrics.mean_absolute_error(y, pred.copy()))
@@ -246,6 +255,7 @@ def test_estimators_defined_after_autolog_are_tracked(autologged: Store, iris_xy
 
     X, y = iris_xy
     Majority(bias=1).fit(X, y)
+    mlkeep.sklearn.flush()
     (model,) = autologged.list_models()
     assert model.learning_algorithm.endswith("Majority")
     assert {h.name: h.non_default for h in model.hyperparameters} == {"bias": True}
@@ -289,11 +299,13 @@ def test_what_cannot_be_tracked_is_skipped_with_a_warning_and_a_tag(autologged: 
         from scipy import sparse
 
         odd = DecisionTreeClassifier(random_state=0).fit(sparse.csr_matrix(X), y)  # fine for sklearn
+        mlkeep.sklearn.flush()  # recorded in the background: its warning is issued here
     assert (odd.predict(X) == y).mean() > 0.9
 
     no_params = _NoParams()
     with pytest.warns(AutologWarning, match="hyperparameters"):
         assert no_params.fit(X) is no_params
+        mlkeep.sklearn.flush()
 
 
 def test_autolog_never_changes_what_fit_raises(autologged: Store, iris_xy) -> None:
@@ -312,6 +324,7 @@ def test_autologged_documents_validate_against_the_schema(autologged: Store, iri
     metrics.accuracy_score(y, est.predict(X))
     GridSearchCV(DecisionTreeClassifier(random_state=0), {"max_depth": [1, 3]}, cv=3).fit(X, y)
     Ridge().fit(*load_diabetes(return_X_y=True))
+    mlkeep.sklearn.flush()
     counts = autologged.export(tmp_path, schema=SCHEMA)
     assert counts["models"] == 4 and counts["evaluations"] == 1 and counts["predictions"] == 1
 
@@ -331,3 +344,4 @@ def test_warnings_do_not_leak_when_everything_works(autologged: Store, iris_xy) 
     with warnings.catch_warnings():
         warnings.simplefilter("error", AutologWarning)
         LogisticRegression(max_iter=500).fit(X, y).predict(X)
+        mlkeep.sklearn.flush()

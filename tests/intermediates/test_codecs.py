@@ -5,10 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from mlkeep.errors import CodecMismatchError, InvalidInputError
-from mlkeep.intermediates import parse_codec
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlkeep.errors import CodecMismatchError, CorruptObjectError, InvalidInputError
+from mlkeep.intermediates import delta, parse_codec
 from mlkeep.intermediates.codecs import decode_chunk, encode_chunk, error_bound
-from mlkeep.intermediates.dedup import ApproxIndex
+from mlkeep.intermediates.dedup import SimilarIndex, pack_keys, unpack_keys
 from mlkeep.intermediates.layout import Layout, plan_layout, select_rows, touched
 from mlkeep.intermediates.queries import cka, knn, overlap, svcca, topk
 
@@ -32,6 +35,19 @@ def test_lossy_codecs_stay_within_their_error_bound(spec: str) -> None:
     out = decode_chunk(encode_chunk(codec, block))
     assert out.shape == block.shape and out.dtype == np.float32
     assert (np.abs(out - block) <= error_bound(codec, block) + 1e-7).all()
+
+
+@settings(max_examples=60, deadline=None)
+@given(bits=st.integers(1, 16), rows=st.integers(1, 37), cols=st.integers(1, 7), seed=st.integers(0, 1 << 16))
+def test_kbit_codes_take_k_bits_and_round_trip(bits: int, rows: int, cols: int, seed: int) -> None:
+    block = np.random.default_rng(seed).normal(size=(rows, cols)).astype(np.float32)
+    codec = parse_codec(f"kbit({bits})")
+    content = encode_chunk(codec, block)
+    out = decode_chunk(content)
+    assert out.shape == block.shape
+    assert (np.abs(out - block) <= error_bound(codec, block) + 1e-6).all()
+    payload = len(content) - 16 - 8 * cols  # header, then lo and step per column
+    assert payload == (-(-rows * cols * bits // 8) if bits < 8 else rows * cols * (1 if bits == 8 else 2))
 
 
 def test_uniform_kbit_keeps_zeros_and_extremes_exact() -> None:
@@ -99,12 +115,28 @@ def test_layout_keeps_channels_together_and_selects_chunks() -> None:
         select_rows(layout, [1000])
 
 
-def test_minhash_lsh_finds_a_near_duplicate_within_tolerance_only() -> None:
+def test_minhash_lsh_finds_near_duplicates_and_rescaled_chunks_only() -> None:
     block = _relu_block(6)
-    stored = {"a": block}
-    index = ApproxIndex(0.05, stored.__getitem__)
-    index.add("a", block)
+    index = SimilarIndex()
+    index.add("a", index.sketcher.keys(block))
     near = block + np.random.default_rng(0).uniform(-0.01, 0.01, block.shape).astype(np.float32)
-    assert index.match(near) == "a"
-    assert index.match(block + 1.0) is None
-    assert index.match(_relu_block(7)) is None
+    assert index.candidates(index.sketcher.keys(near)) == ["a"]
+    # a per-column affine rescaling (a scaler stage) has the same k-bit codes: it must be found too
+    assert index.candidates(index.sketcher.keys(block * 3.0 + 1.0)) == ["a"]
+    assert index.candidates(index.sketcher.keys(_relu_block(7))) == []
+    assert index.candidates(index.sketcher.keys(block[:, :20])) == []  # another shape
+    keys = index.sketcher.keys(block)
+    assert unpack_keys(pack_keys(keys)) == keys and SimilarIndex().sketcher.keys(block) == keys  # stable
+
+
+def test_delta_against_a_similar_chunk_is_small_and_lossless() -> None:
+    codec = parse_codec("kbit(8)")
+    block = _relu_block(3, rows=2000, cols=64)
+    base = encode_chunk(codec, block)
+    content = encode_chunk(codec, block * 2.5 + 0.5)
+    record = delta.encode(content, "ab" * 32, base, 3)
+    assert delta.is_delta(record) and delta.base_of(record) == "ab" * 32
+    assert delta.decode(record, base) == content
+    assert len(record) < len(content) // 20
+    with pytest.raises(CorruptObjectError):
+        delta.decode(record, encode_chunk(codec, _relu_block(4, rows=2000, cols=64)))

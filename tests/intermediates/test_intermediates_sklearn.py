@@ -115,6 +115,51 @@ def test_read_is_chosen_only_when_faster(inter, pipeline, iris) -> None:  # type
     assert slow.gamma(5) < 0 < costs.gamma(5) * (costs.t_read() < costs.t_rerun())
 
 
+def _with_costs(inter, item, **changes):  # type: ignore[no-untyped-def]
+    """Inject measured figures into an intermediate's record, as if its reads and reruns had taken them."""
+    from mlkeep.intermediates import records
+
+    costs = records.costs_of(inter.info(item))
+    records.set_costs(inter.db, inter.info(item), costs.__class__(**{**costs.to_dict(), **changes}))
+
+
+def test_queries_follow_the_measured_costs(inter, pipeline, iris) -> None:  # type: ignore[no-untyped-def]
+    X, y = iris
+    item = inter.capture(pipeline, X, layers=["pca"], targets=y, codec="exact")["pca"]
+    nbytes = item.stored_bytes
+    # reading the whole intermediate is measured at 2 s, re-running at 1 s: the query re-runs
+    _with_costs(inter, item, read_rate=2.0 / nbytes, t_open=0.0, t_model_load=0.5, t_data_load=0.0,
+                t_fwd_row=0.5 / 150)
+    truth = inter.get(item, source="read")
+    _with_costs(inter, item, read_rate=2.0 / nbytes, t_open=0.0, t_model_load=0.5, t_data_load=0.0,
+                t_fwd_row=0.5 / 150)
+    assert np.allclose(inter.get(item), truth, atol=1e-6) and inter.last_source == "rerun"
+    # the other way round: the query reads
+    _with_costs(inter, item, read_rate=0.5 / nbytes, t_model_load=1.0, t_data_load=0.5, t_fwd_row=1.0 / 150)
+    inter.topk(item, 0, 5)
+    assert inter.last_source == "read"
+    # a query touching few rows re-runs only those: cheap, even where reading the whole would win
+    _with_costs(inter, item, read_rate=0.5 / nbytes, t_open=0.4, t_model_load=0.0, t_data_load=0.0,
+                t_fwd_row=1.0 / 150)
+    inter.get(item, rows=[3])
+    assert inter.last_source == "rerun"
+
+
+def test_measured_times_update_the_costs() -> None:
+    from mlkeep.intermediates.costmodel import EMA, Costs, source
+
+    costs = Costs(t_model_load=1.0, t_data_load=0.0, t_fwd_row=0.01, read_rate=1e-9, t_open=0.0, stored_bytes=10**6,
+                  n_rows=100)
+    assert source(costs, True, 100, 10**6) == "read"  # estimated: 1 ms to read, 2 s to re-run
+    slow = costs.measured_read(4.0, 10**6)  # but a whole read took 4 s
+    assert slow.read_rate == pytest.approx((1 - EMA) * 1e-9 + EMA * 4e-6)
+    assert source(slow, True, 100, 10**6) == "rerun" and source(slow, True, 100, 10**4) == "read"
+    assert source(slow, False, 100, 0) == "rerun"
+    rerun = costs.measured_rerun(0.2, 0.0, 5.0, 100)
+    assert rerun.t_fwd_row == pytest.approx((1 - EMA) * 0.01 + EMA * 0.05)
+    assert rerun.t_model_load == pytest.approx((1 - EMA) * 1.0 + EMA * 0.2)
+
+
 def test_cli_ls_show_query_plan(folder_store, pipeline, iris) -> None:  # type: ignore[no-untyped-def]
     X, y = iris
     got = folder_store.intermediates.capture(pipeline, X, targets=y, codec="exact")
@@ -130,3 +175,6 @@ def test_cli_ls_show_query_plan(folder_store, pipeline, iris) -> None:  # type: 
     assert bad.exit_code == 1 and "out of range" in bad.stderr
     plan = invoke(*store, "intermediates", "plan", "--json").json()
     assert {p["action"] for p in plan} <= {"keep", "drop", "materialize"}
+    removed = invoke(*store, "intermediates", "rm", got["clf"].id)
+    assert removed.exit_code == 0 and "gc" in removed.stdout
+    assert {i["layer"] for i in invoke(*store, "intermediates", "ls", "--json").json()} == {"scale", "pca"}

@@ -26,20 +26,27 @@ def seaweedfs() -> Iterator[Any]:
 
 # PostgreSQL + S3 runs in CI with the slow tests: eight processes against two servers take a while.
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.slow)])
-def team(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Team]:
+def team(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Team]:
     """SQLite file + local folder (one person), or PostgreSQL + S3 on SeaweedFS (a team)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLKEEP_")}
-    if request.param == "sqlite":
-        store = mlkeep.init(tmp_path / "store")
-        env["MLKEEP_URI"] = str(tmp_path / "store")
-        yield Team(store, env, "sqlite")
-        store.close()
+    if request.param == "postgresql":
+        yield request.getfixturevalue("pg_team")
         return
-    server, template = request.getfixturevalue("postgres_template")
-    s3 = request.getfixturevalue("seaweedfs")
+    store = mlkeep.init(tmp_path / "store")
+    yield Team(store, {**_clean_env(), "MLKEEP_URI": str(tmp_path / "store")}, "sqlite")
+    store.close()
+
+
+@pytest.fixture
+def pg_team(postgres_template: tuple[str, str], seaweedfs: Any) -> Iterator[Team]:
+    """A fresh PostgreSQL database and a fresh S3 bucket on SeaweedFS: a team's store."""
     from postgres_server import fresh_database
 
-    objects = s3.url()
+    server, template = postgres_template
+    objects = seaweedfs.url()
     with fresh_database(server, template) as url, mlkeep.open(url, objects=objects) as store:
-        env.update(MLKEEP_URI=url, MLKEEP_OBJECTS=objects)
-        yield Team(store, env, "postgresql")
+        yield Team(store, {**_clean_env(), "MLKEEP_URI": url, "MLKEEP_OBJECTS": objects}, "postgresql")
+
+
+def _clean_env() -> dict[str, str]:
+    """This process's environment without MLKEEP_* variables (the Team sets its own)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("MLKEEP_")}

@@ -83,6 +83,40 @@ def crash(store: mlkeep.Store, worker: int, workdir: str) -> None:
         i += 1
 
 
+def capture(store: mlkeep.Store, worker: int) -> None:
+    """Forever: nudge a small network's weights, capture every layer over one dataset; prints the ids."""
+    import torch
+
+    torch.manual_seed(worker)
+    net = torch.nn.Sequential(torch.nn.Linear(32, 64), torch.nn.ReLU(), torch.nn.Linear(64, 10))
+    X = np.random.default_rng(worker).standard_normal((3000, 32)).astype("float32")
+    i = 0
+    while True:
+        with torch.no_grad():
+            for p in net.parameters():
+                p.add_(0.01)
+        items = store.intermediates.capture(net, X, codec="exact", name=f"w{worker}-{i}", repo=f"cap{worker}")
+        print("capture", *(item.id for item in items.values()), flush=True)
+        i += 1
+
+
+def steady(store: mlkeep.Store, seconds: float) -> None:
+    """One run for `seconds`: 100 values at a time, each batch flushed and then acknowledged."""
+    import time
+
+    deadline = time.monotonic() + seconds
+    with store.start_run("steady") as run:
+        print("run", run.id, flush=True)
+        n = 0
+        while time.monotonic() < deadline:
+            for _ in range(100):
+                run.log_metric("v", float(n))
+                n += 1
+            run.flush()
+            print("flushed", n, flush=True)
+            time.sleep(0.02)
+
+
 def main() -> None:
     mode, args = sys.argv[1], sys.argv[2:]
     store = mlkeep.open()
@@ -97,6 +131,10 @@ def main() -> None:
             blob(store, args[0])
         elif mode == "crash":
             crash(store, int(args[0]), args[1])
+        elif mode == "capture":
+            capture(store, int(args[0]))
+        elif mode == "steady":
+            steady(store, float(args[0]))
         else:
             raise SystemExit(f"unknown mode {mode}")
     except Exception as exc:

@@ -14,6 +14,7 @@ import signal
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from scale_team import Team
@@ -71,6 +72,35 @@ def _kill_repeatedly(team: Team, tmp_path: Path, rounds: int) -> None:
 
 def test_sigkill_writers_then_fsck_passes(team: Team, tmp_path: Path) -> None:
     _kill_repeatedly(team, tmp_path, rounds=2)
+
+
+def test_sigkill_during_intermediate_capture_then_fsck_passes_and_gc_cleans(team: Team) -> None:
+    """Writers capturing intermediates killed at random: fsck passes, every acknowledged capture reads
+    back, and gc removes the chunks of the captures that never finished, nothing else."""
+    rng = random.Random(7)
+    acknowledged: list[str] = []
+    for _ in range(2):
+        procs = [team.start("capture", w) for w in range(2)]
+        first = [p.stdout.readline() for p in procs]  # type: ignore[union-attr]
+        assert all(ln.startswith("capture") for ln in first), [p.stderr.read()[-2000:] for p in procs]  # type: ignore[union-attr]
+        time.sleep(rng.uniform(0.05, 1.0))
+        for p in procs:
+            p.send_signal(signal.SIGKILL)
+        for p, line in zip(procs, first):
+            out, err = p.communicate(timeout=30)
+            assert "Traceback" not in err, err[-3000:]
+            acknowledged += [i for ln in [line, *out.splitlines()] for i in ln.split()[1:]]
+    store = team.store
+    assert store.fsck(repair=True).ok
+    values = {i: store.intermediates.get(i, source="read") for i in acknowledged}
+    assert all(v.shape[0] == 3000 for v in values.values())
+    before = set(store.objects)
+    report = store.gc(grace_seconds=0)
+    assert set(store.objects) == before - set(report.deleted)
+    assert store.gc(grace_seconds=0).unreachable == 0  # what is left is exactly what something reaches
+    assert store.fsck().ok
+    for i, v in values.items():
+        assert np.array_equal(store.intermediates.get(i, source="read"), v)
 
 
 @pytest.mark.slow

@@ -168,3 +168,64 @@ def test_repository_commit_graph_and_diff(site: Any, page: Any, tmp_path: Path) 
     text = page.inner_text("#diff-panel")
     assert "encoder.bias" in text and "head.bias" in text and "added" in text
     shot(page, "repository", tmp_path)
+
+
+def test_registry_lists_models_and_shows_versions_aliases_history_and_card(site: Any, page: Any,
+                                                                          tmp_path: Path) -> None:
+    server, _ = site
+    page.goto(server.url + "/#/registry")
+    page.wait_for_selector("#registered tr td a")
+    assert page.locator("#registered td a").all_inner_texts() == ["digits-clf", "digits-net"]
+    assert "@production → 1" in page.inner_text("#registered")
+    page.fill("#rfilter", "tags.team = 'vision'")
+    page.press("#rfilter", "Enter")
+    page.wait_for_function("document.querySelectorAll('#registered td a').length === 1")
+    page.fill("#rfilter", "colour = 'red'")
+    page.press("#rfilter", "Enter")
+    assert page.wait_for_selector("#rerror .error").get_attribute("data-code") == "FILTER_SYNTAX"
+    page.goto(server.url + "/#/registry/digits-net")
+    page.wait_for_selector("#versions tr[data-version]")
+    assert page.locator("#versions tr[data-version]").count() == 2
+    assert page.locator("#versions tr[data-version='2'] [data-alias='staging']").count() == 1
+    assert page.locator("#versions tr[data-version='1'] [data-alias='production']").count() == 1
+    history = page.inner_text("#history")
+    assert "bias helps on validation" in history and "safe choice" in history
+    assert page.locator("#history tr").count() == 4  # header and three moves
+    card = page.wait_for_selector("iframe#card")
+    page.wait_for_function("document.querySelector('iframe#card').contentDocument.body.innerText.includes('Model card')")
+    text = card.content_frame().inner_text("body")
+    assert "digits-net version 2" in text and "Alias history" in text
+    page.wait_for_selector("#monitor iframe, #monitor [data-code]")  # a report, or why there is none
+    shot(page, "registry", tmp_path)
+    page.click("#versions tr[data-version='1'] a")
+    page.wait_for_function("document.querySelector('#versions tr.selected')?.dataset.version === '1'")
+
+
+def test_intermediates_list_and_top_k_view(site: Any, page: Any, tmp_path: Path) -> None:
+    server, ids = site
+    page.goto(server.url + "/#/intermediates")
+    page.wait_for_selector("#intermediates tr[data-id]")
+    assert page.locator("#intermediates tr[data-id]").count() == 3
+    pca = ids["intermediates"]["pca"]
+    page.click(f"#intermediates tr[data-id='{pca.id}'] a")
+    page.wait_for_selector("#topk-table tr[data-row]")
+    page.fill("#neuron", "2")
+    page.fill("#k", "5")
+    page.click("#run")
+    page.wait_for_function("location.hash.includes('neuron=2') && document.querySelectorAll('#topk-table tr[data-row]').length === 5")
+    page.wait_for_selector("#topk-table tr[data-row] canvas.digit")
+    from mlkeep.client import RemoteStore
+
+    with RemoteStore(server.url) as remote:
+        expected = remote.intermediates.topk(pca.id, 2, k=5)["row"].tolist()
+    shown = [int(r) for r in page.locator("#topk-table tr[data-row]").evaluate_all("rs => rs.map(r => r.dataset.row)")]
+    assert shown == expected
+    assert page.locator("#topk-table canvas.digit").count() == 5  # 8×8 digits drawn as images
+    heat = page.wait_for_selector("canvas.heatmap")
+    assert heat.get_attribute("data-rows") == "5" and heat.get_attribute("data-columns") == "16"
+    page.wait_for_selector("#classes-table tbody tr")
+    assert page.locator("#classes-table tbody tr").count() == 10  # one bar per digit class
+    shot(page, "intermediates", tmp_path)
+    box = heat.bounding_box()
+    page.mouse.click(box["x"] + box["width"] * (7.5 / 16), box["y"] + 5)  # pick neuron 7 in the heatmap
+    page.wait_for_function("location.hash.includes('neuron=7')")

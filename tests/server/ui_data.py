@@ -72,4 +72,34 @@ def populate(store: Store, folder: Path, n_runs: int = 24, long_series: int = 10
     weights["encoder.bias"] = weights["encoder.bias"] + 0.1
     weights["head.bias"] = np.ones(10, dtype=np.float32)
     repo.commit(weights, "train encoder bias, add head bias")
+    ids.update(registry(store, model.id), intermediates=intermediates(store))
     return ids
+
+
+def registry(store: Store, model_id: str) -> dict[str, Any]:
+    """Two registered models: the logged classifier, and the repository's tagged and latest commits."""
+    reg = store.registry
+    reg.register("digits-clf", model_id, description="logistic regression on digits features")
+    reg.update_model("digits-clf", description="Classifies the digits features into three groups.", tags={"team": "vision"})
+    reg.set_alias("digits-clf", "production", 1, reason="first release")
+    reg.register("digits-net", "digits-net@v1")
+    reg.register("digits-net", "digits-net@main", description="encoder bias trained")
+    reg.set_alias("digits-net", "staging", 1)
+    reg.set_alias("digits-net", "staging", 2, reason="bias helps on validation")
+    reg.set_alias("digits-net", "production", 1, reason="safe choice")
+    return {"registered": ["digits-clf", "digits-net"]}
+
+
+def intermediates(store: Store) -> Any:
+    """Every stage of a digits pipeline over 300 8×8 images (so the top-k examples are pictures)."""
+    from sklearn.datasets import load_digits
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, y[:300]
+    model = Pipeline([("scale", StandardScaler()), ("pca", PCA(16, random_state=0)),
+                      ("clf", LogisticRegression(max_iter=300))]).fit(X, y)
+    return store.intermediates.capture(model, X, targets=y, name="digits-pipe", repo="digits-pipe")

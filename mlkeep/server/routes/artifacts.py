@@ -9,7 +9,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse
 from starlette.background import BackgroundTask
 
-from mlkeep.server import service
+from mlkeep.server.services import artifacts
 from mlkeep.server.app import CTX
 from mlkeep.server.schemas import ObjectOut
 from mlkeep.tracking.entities import Artifact
@@ -20,26 +20,26 @@ router = APIRouter(tags=["artifacts"])
 @router.get("/runs/{run_id}/artifacts", response_model=list[Artifact])
 def list_artifacts(run_id: str, ctx: CTX, path: str = "") -> Any:
     """Artifacts of the run under folder `path`."""
-    return service.list_artifacts(ctx.store, ctx.principal, run_id, path)
+    return artifacts.list_artifacts(ctx.store, ctx.principal, run_id, path)
 
 
 @router.get("/runs/{run_id}/artifacts/{path:path}", response_class=FileResponse)
 def download_artifact(run_id: str, path: str, ctx: CTX, inline: bool = False) -> FileResponse:
     """The artifact's bytes, verified against their hash before the first byte is sent."""
-    file, name = service.artifact_file(ctx.store, ctx.principal, run_id, path)
+    file, name = artifacts.artifact_file(ctx.store, ctx.principal, run_id, path)
     return _file(file, name, inline)
 
 
 @router.put("/runs/{run_id}/artifacts/{path:path}", response_model=list[Artifact], status_code=201)
 async def upload_artifact(run_id: str, path: str, request: Request, ctx: CTX) -> Any:
     """Store the request body (streamed, any size) as artifact `path` of a RUNNING run."""
-    return await service.log_artifact_async(ctx.store, ctx.principal, run_id, path, request.stream())
+    return await artifacts.log_artifact_async(ctx.store, ctx.principal, run_id, path, request.stream())
 
 
 @router.put("/objects", response_model=ObjectOut, status_code=201)
 async def put_object(request: Request, ctx: CTX) -> Any:
     """Store the body as a content-addressed blob (e.g. a model or dataset before it is recorded)."""
-    oid, size = await service.put_object_async(ctx.store, ctx.principal, request.stream())
+    oid, size = await artifacts.put_object_async(ctx.store, ctx.principal, request.stream())
     return {"id": oid, "size": size}
 
 

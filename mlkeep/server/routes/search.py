@@ -6,7 +6,7 @@ from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Query
 
-from mlkeep.server import service
+from mlkeep.server.services import search
 from mlkeep.server.app import CTX, JSON
 from mlkeep.server.schemas import RunPage, SearchIn
 
@@ -18,18 +18,20 @@ def search_runs(
     ctx: CTX,
     filter: str = "",
     order_by: Annotated[Optional[list[str]], Query(description="e.g. `metrics.acc DESC`; repeatable.")] = None,
-    page_size: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
+    page_size: Annotated[int, Query(ge=1, le=search.MAX_PAGE)] = 50,
     page_token: Optional[str] = None,
     experiments: Annotated[Optional[list[str]], Query()] = None,
+    offset: Annotated[int, Query(ge=0, description="Where to start when no page_token is given.")] = 0,
 ) -> Any:
     """A page of runs matching `filter` (400 FILTER_SYNTAX with `position` for a malformed one)."""
-    runs, token = service.search_page(ctx.store, ctx.principal, filter, order_by, page_size, page_token, experiments)
+    runs, token = search.search_page(ctx.store, ctx.principal, filter, order_by, page_size, page_token, experiments,
+                                     offset)
     return JSON({"runs": runs, "next_page_token": token})
 
 
 @router.post("/search/runs", response_model=RunPage)
 def search_runs_post(body: SearchIn, ctx: CTX) -> Any:
     """As GET, for filters too long for a URL."""
-    runs, token = service.search_page(ctx.store, ctx.principal, body.filter, body.order_by, body.page_size,
-                                      body.page_token, body.experiments)
+    runs, token = search.search_page(ctx.store, ctx.principal, body.filter, body.order_by, body.page_size,
+                                      body.page_token, body.experiments, body.offset)
     return JSON({"runs": runs, "next_page_token": token})

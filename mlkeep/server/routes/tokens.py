@@ -7,7 +7,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from mlkeep.access import Token
-from mlkeep.server import service
+from mlkeep.server.services import tokens
 from mlkeep.server.app import CTX
 from mlkeep.server.schemas import NewToken, TokenIn
 
@@ -16,15 +16,15 @@ router = APIRouter(tags=["tokens"])
 
 @router.get("/tokens", response_model=list[Token])
 def list_tokens(ctx: CTX) -> Any:
-    return service.list_tokens(ctx.store, ctx.principal)
+    return tokens.list_tokens(ctx.store, ctx.principal)
 
 
 @router.post("/tokens", response_model=NewToken, status_code=201)
 def create_token(body: TokenIn, ctx: CTX) -> Any:
-    token, secret = service.create_token(ctx.store, ctx.principal, body.role, body.experiment, body.description)
+    token, secret = tokens.create_token(ctx.store, ctx.principal, body.role, body.experiment, body.description)
     return {"token": token.to_dict(), "secret": secret}
 
 
 @router.delete("/tokens/{token_id}", response_model=Token)
 def revoke_token(token_id: str, ctx: CTX) -> Any:
-    return service.revoke_token(ctx.store, ctx.principal, token_id)
+    return tokens.revoke_token(ctx.store, ctx.principal, token_id)

@@ -501,6 +501,10 @@ async function route() {
     else if (parts[0] === "lineage") await lineagePage(parts[1], params);
     else if (parts[0] === "repos") await reposPage();
     else if (parts[0] === "repo" && parts[1]) await repoPage(parts[1], params);
+    else if (parts[0] === "registry" && parts[1]) await registryModelPage(parts[1], params);
+    else if (parts[0] === "registry") await registryPage(params);
+    else if (parts[0] === "intermediates") await intermediatesPage();
+    else if (parts[0] === "intermediate" && parts[1]) await intermediatePage(parts[1], params);
     else await runsPage();
   } catch (err) { showError(err); }
   document.body.dataset.ready = hash;

@@ -1,0 +1,15 @@
+"""MLflow compatibility: the MLflow tracking REST API on `mlkeep server`, and `import-mlflow`.
+
+The official `mlflow` client talks to `mlkeep server` unchanged: experiments,
+runs, params, metrics, tags, artifacts (through the `mlflow-artifacts` proxy),
+MLflow 3 logged models, the model registry with aliases. Every call maps onto
+mlkeep's own API, so what MLflow logs is an ordinary mlkeep run, searchable,
+in lineage and in the UI. Modules:
+
+- `messages`: mlkeep entities rendered as MLflow's JSON messages;
+- `filters`: MLflow's search syntax (filter, order_by, view type) in mlkeep's filter language;
+- `tracking`: the MLflow calls that need more than one mlkeep call (ids, log-batch, datasets);
+- `logged_models`: MLflow 3 LoggedModels as mlkeep Models whose files are artifacts of their run;
+- `routes`: the FastAPI router `mlkeep server` mounts;
+- `importer`: `import_mlflow(store, source)`, migrating an MLflow store in.
+"""

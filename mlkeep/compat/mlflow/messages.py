@@ -1,0 +1,103 @@
+"""mlkeep entities as the JSON messages of MLflow's REST API (protobuf JSON: int64 as numbers, NaN as "NaN").
+
+MLflow addresses artifacts by URI. mlkeep keeps them per run, so every URI
+handed to a client points into the `mlflow-artifacts` proxy under the run:
+`mlflow-artifacts:/runs/RUN_ID/PATH` (a logged model's files live at
+`models/MODEL_ID` inside the run that logged it).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from mlkeep.lifecycle.entities import ModelVersion, RegisteredModel
+from mlkeep.tracking.entities import Experiment, Metric, Run
+
+ARTIFACTS_SCHEME = "mlflow-artifacts:/"
+RUNS_ROOT = "runs"
+MODELS_FOLDER = "models"
+
+
+def run_artifact_uri(run_id: str) -> str:
+    return f"{ARTIFACTS_SCHEME}{RUNS_ROOT}/{run_id}"
+
+
+def model_folder(model_id: str) -> str:
+    """Where, inside its run's artifacts, a logged model's files live."""
+    return f"{MODELS_FOLDER}/{model_id}"
+
+
+def number(value: float) -> float | str:
+    """A double as protobuf JSON has it: NaN and infinities are strings."""
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "Infinity" if value > 0 else "-Infinity"
+    return value
+
+
+def key_values(pairs: Mapping[str, Any]) -> list[dict[str, str]]:
+    return [{"key": k, "value": str(v)} for k, v in pairs.items()]
+
+
+def experiment(e: Experiment) -> dict[str, Any]:
+    return {
+        "experiment_id": e.id, "name": e.name, "artifact_location": f"{ARTIFACTS_SCHEME}experiments/{e.id}",
+        "lifecycle_stage": e.lifecycle_stage, "creation_time": e.creation_time,
+        "last_update_time": e.creation_time,
+        "tags": key_values({"mlflow.note.content": e.description} if e.description else {}),
+    }
+
+
+def run_info(r: Run) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "run_id": r.id, "run_uuid": r.id, "run_name": r.name, "experiment_id": r.experiment_id,
+        "user_id": r.creator or "", "status": r.status, "start_time": r.start_time,
+        "artifact_uri": run_artifact_uri(r.id), "lifecycle_stage": r.lifecycle_stage,
+    }
+    if r.end_time is not None:
+        info["end_time"] = r.end_time
+    return info
+
+
+def run(r: Run, inputs: Iterable[dict[str, Any]] = (), outputs: Iterable[str] = ()) -> dict[str, Any]:
+    """A Run message; `inputs` are DatasetInput messages, `outputs` ids of models the run logged."""
+    metrics = [{"key": m.key, "value": number(m.value), "timestamp": m.timestamp, "step": m.step}
+               for m in r.metrics.values()]
+    return {
+        "info": run_info(r),
+        "data": {"metrics": metrics, "params": key_values(r.params), "tags": key_values(r.tags)},
+        "inputs": {"dataset_inputs": list(inputs)},
+        "outputs": {"model_outputs": [{"model_id": m, "step": 0} for m in outputs]},
+    }
+
+
+def metric(m: Metric, run_id: str) -> dict[str, Any]:
+    return {"key": m.key, "value": number(m.value), "timestamp": m.timestamp, "step": m.step, "run_id": run_id}
+
+
+def registered_model(rm: RegisteredModel, latest: ModelVersion | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": rm.name, "creation_timestamp": rm.creation_time, "last_updated_timestamp": rm.last_updated_time,
+        "user_id": rm.owner or "", "tags": key_values(rm.tags),
+        "aliases": [{"alias": a, "version": str(v)} for a, v in sorted(rm.aliases.items())],
+    }
+    if rm.description is not None:
+        out["description"] = rm.description
+    if latest is not None:
+        out["latest_versions"] = [model_version(latest)]
+    return out
+
+
+def model_version(v: ModelVersion) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "name": v.name, "version": str(v.version), "creation_timestamp": v.creation_time,
+        "last_updated_timestamp": v.creation_time, "user_id": v.owner or "", "current_stage": "None",
+        "source": f"models:/{v.model_id}", "run_id": v.run_id or "", "status": "READY",
+        "tags": key_values(v.tags), "aliases": sorted(v.aliases), "model_id": v.model_id,
+    }
+    if v.description is not None:
+        out["description"] = v.description
+    return out

@@ -1,0 +1,115 @@
+"""MLflow's model registry calls over `store.registry`.
+
+Versions are made from MLflow LoggedModels (`models:/m-...` sources or a
+`model_id`); aliases move through the registry's compare-and-swap and are
+recorded as transitions. Stages are MLflow's deprecated predecessor of
+aliases and are not offered; neither is deleting, which mlkeep's registry
+does not do (versions are history).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+from mlkeep.compat.mlflow import logged_models, messages
+from mlkeep.errors import ConflictError, InvalidInputError, NotFoundError, UnsupportedError
+from mlkeep.lifecycle.entities import ModelVersion
+
+if TYPE_CHECKING:
+    from mlkeep.store import Store
+
+_VERSION_CLAUSE = re.compile(r"^\s*(?P<field>name|run_id)\s*=\s*(?P<q>['\"])(?P<value>.*?)(?P=q)\s*$", re.I)
+
+
+def create_model(store: Store, name: str, description: str | None, tags: Mapping[str, str]) -> dict[str, Any]:
+    """CreateRegisteredModel: a registered model with no versions yet; `ConflictError` if the name is taken."""
+    registry = store.registry
+    try:
+        registry.get(name)
+    except NotFoundError:
+        pass
+    else:
+        raise ConflictError(f"Registered model {name!r} already exists.")
+    with store.db.begin() as conn:
+        registry._ensure_model(conn, name, None)  # the registry makes models on their first version otherwise
+    if description is not None or tags:
+        registry.update_model(name, description=description, tags=tags or None)
+    return messages.registered_model(registry.get(name))
+
+
+# The client hides prompts (MLflow 3 stores them as registered models); mlkeep has none, so it holds always.
+_NOT_PROMPT = re.compile(r"\s*(?:\band\s+)?tags?\.`?mlflow\.prompt\.is_prompt`?\s*!=\s*'true'\s*(?:and\b)?", re.I)
+
+
+def model_filter(filter_string: str | None) -> str:
+    """An MLflow registered-model filter in the registry's terms (`tag.` is `tags.`; the prompt clause dropped)."""
+    text = _NOT_PROMPT.sub(" ", filter_string or "").strip()
+    return re.sub(r"(?<![\w.])tag\.", "tags.", text)
+
+
+def registered_model(store: Store, name: str) -> dict[str, Any]:
+    rm = store.registry.get(name)
+    latest = store.registry.get_version(name, rm.latest_version) if rm.latest_version else None
+    return messages.registered_model(rm, latest)
+
+
+def create_version(store: Store, body: Mapping[str, Any], tags: Mapping[str, str]) -> dict[str, Any]:
+    """CreateModelVersion from a LoggedModel (its id, or a `models:/m-...` source)."""
+    source = str(body.get("source") or "")
+    model_id = source_model_id(body.get("model_id"), source)
+    if not model_id:
+        raise UnsupportedError(
+            f"mlkeep registers models logged with MLflow 3's log_model (source models:/m-...), not {source!r}."
+        )
+    logged_models.get(store, model_id)  # NotFoundError unless MLflow logged it
+    version = store.registry.register(str(body["name"]), model_id, description=body.get("description"),
+                                      tags=tags or None)
+    return messages.model_version(version)
+
+
+def source_model_id(model_id: str | None, source: str | None) -> str | None:
+    """The LoggedModel a version comes from: its `model_id`, else the id in a `models:/m-...` source."""
+    if model_id:
+        return model_id
+    return source[len("models:/"):] if source and source.startswith("models:/m-") else None
+
+
+def search_versions(store: Store, filter_string: str | None) -> list[ModelVersion]:
+    """Versions matching `name = '...'` and/or `run_id = '...'` (AND), newest first."""
+    wanted: dict[str, str] = {}
+    for clause in re.split(r"\s+and\s+", (filter_string or "").strip(), flags=re.I):
+        if not clause:
+            continue
+        m = _VERSION_CLAUSE.match(clause)
+        if m is None:
+            raise UnsupportedError(f"mlkeep's MLflow API filters model versions by name = and run_id =, "
+                                   f"not {clause!r}.")
+        wanted[m["field"].lower()] = m["value"]
+    names = [wanted["name"]] if "name" in wanted else [rm.name for rm in store.registry.list_models()]
+    found = [v for n in names for v in store.registry.versions(n)]
+    if "run_id" in wanted:
+        found = [v for v in found if v.run_id == wanted["run_id"]]
+    return sorted(found, key=lambda v: (v.name, -v.version))
+
+
+def download_uri(store: Store, name: str, version: int) -> str:
+    """Where the client downloads a version's files: its LoggedModel's artifact folder."""
+    v = store.registry.get_version(name, version)
+    try:
+        model = logged_models.get(store, v.model_id)
+    except NotFoundError:
+        raise UnsupportedError(
+            f"Version {version} of {name!r} was made in mlkeep, not logged through MLflow: load it with "
+            f"mlkeep.open(...).load_model('models:/{name}/{version}')."
+        ) from None
+    return str(model["info"]["artifact_uri"])
+
+
+def version_number(value: Any) -> int:
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidInputError(f"A model version is a number, not {value!r}.") from None
+    return number

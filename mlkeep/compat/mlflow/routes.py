@@ -1,0 +1,496 @@
+"""The MLflow REST API (`/api/2.0/mlflow/...`, `/api/2.0/mlflow-artifacts/...`) over an mlkeep store.
+
+Each route is one call into `mlkeep.compat.mlflow` or the Store. Errors are
+MLflow's `{"error_code", "message"}`; a call mlkeep does not offer answers
+NOT_IMPLEMENTED (HTTP 501, which the client does not retry) saying so.
+With `mlkeep server --auth`, the client's `MLFLOW_TRACKING_TOKEN` is an
+mlkeep token; experiment-scoped tokens cannot use this API.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Coroutine
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.routing import APIRoute
+from starlette.background import BackgroundTask
+
+from mlkeep import errors
+from mlkeep.compat.mlflow import artifacts, filters, logged_models, messages, registry, tracking
+from mlkeep.server.app import CTX
+from mlkeep.store import Store
+from mlkeep.tracking import experiments, runs
+
+log = logging.getLogger(__name__)
+API = "/api/2.0/mlflow"
+ARTIFACTS = "/api/2.0/mlflow-artifacts"
+MAX_RUNS_PAGE = 50_000
+# mlkeep errors as MLflow's error codes and HTTP statuses.
+ERROR_CODES: list[tuple[type[errors.MlkeepError], str, int]] = [
+    (errors.NotFoundError, "RESOURCE_DOES_NOT_EXIST", 404),
+    (errors.ConflictError, "RESOURCE_ALREADY_EXISTS", 400),
+    (errors.InvalidInputError, "INVALID_PARAMETER_VALUE", 400),
+    (errors.RunStateError, "INVALID_STATE", 400),
+    (errors.UnsupportedError, "NOT_IMPLEMENTED", 501),
+    (errors.AuthenticationError, "UNAUTHENTICATED", 401),
+    (errors.PermissionDeniedError, "PERMISSION_DENIED", 403),
+    (errors.CorruptObjectError, "DATA_LOSS", 500),
+]
+
+
+def mlflow_error(exc: Exception) -> JSONResponse:
+    """An exception as MLflow's error message."""
+    for cls, code, status in ERROR_CODES:
+        if isinstance(exc, cls):
+            return JSONResponse({"error_code": code, "message": str(exc)}, status_code=status)
+    log.exception("unexpected error in the MLflow API", exc_info=exc)
+    return JSONResponse({"error_code": "INTERNAL_ERROR", "message": f"{type(exc).__name__}: {exc}"},
+                        status_code=500)
+
+
+class MlflowRoute(APIRoute):
+    """A route whose errors come out in MLflow's format, not mlkeep's."""
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        handler = super().get_route_handler()
+
+        async def handle(request: Request) -> Response:
+            try:
+                return await handler(request)
+            except Exception as exc:  # every error, as the client expects: never an HTML page
+                return mlflow_error(exc)
+
+        return handle
+
+
+router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])
+
+
+def _reader(ctx: CTX) -> Store:
+    ctx.principal.require("read")
+    ctx.principal.require_unscoped("the MLflow API")
+    return ctx.store
+
+
+def _writer(ctx: CTX) -> Store:
+    ctx.principal.require("write")
+    ctx.principal.require_unscoped("the MLflow API")
+    return ctx.store
+
+
+READ = Annotated[Store, Depends(_reader)]
+WRITE = Annotated[Store, Depends(_writer)]
+
+
+async def _body(request: Request) -> dict[str, Any]:
+    """The JSON body (or, for GET and DELETE, the query string; repeated keys become lists)."""
+    if request.method in ("GET", "DELETE"):
+        q = request.query_params
+        body: dict[str, Any] = {k: (q.getlist(k) if len(q.getlist(k)) > 1 else q[k]) for k in q}
+        if request.method == "DELETE" and not body and await request.body():
+            body = await request.json()
+        return body
+    raw = await request.body()
+    if not raw:
+        return {}
+    try:
+        data = await request.json()
+    except ValueError:
+        raise errors.InvalidInputError("The request body is not JSON.") from None
+    if not isinstance(data, dict):
+        raise errors.InvalidInputError("The request body must be a JSON object.")
+    return data
+
+
+BODY = Annotated[dict[str, Any], Depends(_body)]
+
+
+def _need(body: dict[str, Any], *names: str) -> Any:
+    """The first of `names` present in the request (MLflow has run_id and its old name run_uuid)."""
+    for name in names:
+        if body.get(name) not in (None, ""):
+            return body[name]
+    raise errors.InvalidInputError(f"Missing value for required parameter '{names[0]}'.")
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else [] if value in (None, "") else [value]
+
+
+# -- experiments --------------------------------------------------------------------------------------
+@router.post(f"{API}/experiments/create")
+def create_experiment(store: WRITE, body: BODY) -> Any:
+    if body.get("tags"):
+        raise errors.UnsupportedError("mlkeep experiments have no tags; create the experiment without them.")
+    exp = experiments.create_experiment(store.db, _need(body, "name"), exist_ok=False)
+    return {"experiment_id": exp.id}
+
+
+@router.get(f"{API}/experiments/get")
+def get_experiment(store: READ, body: BODY) -> Any:
+    return {"experiment": messages.experiment(tracking.experiment(store, _need(body, "experiment_id")))}
+
+
+@router.get(f"{API}/experiments/get-by-name")
+def get_experiment_by_name(store: READ, body: BODY) -> Any:
+    name = _need(body, "experiment_name")
+    exp = store.get_experiment(name)
+    if exp.name != name:  # get_experiment also takes ids
+        raise errors.NotFoundError(f"No experiment named {name!r}.")
+    return {"experiment": messages.experiment(exp)}
+
+
+@router.api_route(f"{API}/experiments/search", methods=["GET", "POST"])
+def search_experiments(store: READ, body: BODY) -> Any:
+    stage = filters.view_stage(body.get("view_type"))
+    found = experiments.list_experiments(store.db, stage or "all")
+    found = [e for e in found if filters.experiment_filter(body.get("filter"))(e)]
+    found = filters.sort_experiments(found, _list(body.get("order_by")))
+    size = filters.page_size(body.get("max_results"), 1000, 50_000)
+    chunk, token = filters.page(found, filters.offset_of(body.get("page_token")), size)
+    return {"experiments": [messages.experiment(e) for e in chunk], **({"next_page_token": token} if token else {})}
+
+
+@router.post(f"{API}/experiments/update")
+def update_experiment(store: WRITE, body: BODY) -> Any:
+    exp = tracking.experiment(store, _need(body, "experiment_id"))
+    if body.get("new_name"):
+        experiments.rename_experiment(store.db, exp.id, body["new_name"])
+    return {}
+
+
+@router.post(f"{API}/experiments/delete")
+def delete_experiment(store: WRITE, body: BODY) -> Any:
+    experiments.delete_experiment(store.db, tracking.experiment(store, _need(body, "experiment_id")).id)
+    return {}
+
+
+@router.post(f"{API}/experiments/restore")
+def restore_experiment(store: WRITE, body: BODY) -> Any:
+    experiments.restore_experiment(store.db, tracking.experiment(store, _need(body, "experiment_id")).id)
+    return {}
+
+
+# -- runs -------------------------------------------------------------------------------------------------
+def _run_message(store: Store, run_id: str) -> dict[str, Any]:
+    return messages.run(store.get_run(run_id), tracking.run_inputs(store, run_id),
+                        logged_models.of_run(store, run_id))
+
+
+@router.post(f"{API}/runs/create")
+def create_run(store: WRITE, body: BODY) -> Any:
+    return {"run": _run_message(store, tracking.create_run(store, body))}
+
+
+@router.get(f"{API}/runs/get")
+def get_run(store: READ, body: BODY) -> Any:
+    return {"run": _run_message(store, _need(body, "run_id", "run_uuid"))}
+
+
+@router.post(f"{API}/runs/update")
+def update_run(store: WRITE, body: BODY) -> Any:
+    run_id = _need(body, "run_id", "run_uuid")
+    tracking.update_run(store, run_id, body.get("status"), body.get("end_time"), body.get("run_name"))
+    return {"run_info": messages.run_info(store.get_run(run_id))}
+
+
+@router.post(f"{API}/runs/delete")
+def delete_run(store: WRITE, body: BODY) -> Any:
+    runs.delete_run(store.db, _need(body, "run_id"))
+    return {}
+
+
+@router.post(f"{API}/runs/restore")
+def restore_run(store: WRITE, body: BODY) -> Any:
+    runs.restore_run(store.db, _need(body, "run_id"))
+    return {}
+
+
+@router.post(f"{API}/runs/log-metric")
+def log_metric(store: WRITE, body: BODY) -> Any:
+    run_id = _need(body, "run_id", "run_uuid")
+    tracking.log_batch(store, run_id, [body], None, None)
+    return {}
+
+
+@router.post(f"{API}/runs/log-parameter")
+def log_param(store: WRITE, body: BODY) -> Any:
+    tracking.log_batch(store, _need(body, "run_id", "run_uuid"), None, [body], None)
+    return {}
+
+
+@router.post(f"{API}/runs/set-tag")
+def set_tag(store: WRITE, body: BODY) -> Any:
+    tracking.log_batch(store, _need(body, "run_id", "run_uuid"), None, None, [body])
+    return {}
+
+
+@router.post(f"{API}/runs/delete-tag")
+def delete_tag(store: WRITE, body: BODY) -> Any:
+    runs.delete_tag(store.db, _need(body, "run_id"), _need(body, "key"))
+    return {}
+
+
+@router.post(f"{API}/runs/log-batch")
+def log_batch(store: WRITE, body: BODY) -> Any:
+    tracking.log_batch(store, _need(body, "run_id"), body.get("metrics"), body.get("params"), body.get("tags"))
+    return {}
+
+
+@router.post(f"{API}/runs/log-inputs")
+def log_inputs(store: WRITE, body: BODY) -> Any:
+    tracking.log_inputs(store, _need(body, "run_id"), body.get("datasets"))
+    return {}
+
+
+@router.post(f"{API}/runs/outputs")
+def log_outputs(store: WRITE, body: BODY) -> Any:
+    run_id = _need(body, "run_id")
+    produced = set(logged_models.of_run(store, run_id))
+    for output in body.get("models") or []:
+        if output.get("model_id") not in produced:
+            raise errors.UnsupportedError("mlkeep links a logged model only to the run that logged it "
+                                          f"({output.get('model_id')!r} was not logged by run {run_id}).")
+    return {}
+
+
+@router.post(f"{API}/runs/log-model")
+def log_model_history(store: WRITE, body: BODY) -> Any:
+    """MLflow 2's model history tag; kept as the run's `mlflow.log-model.history` tag would be, in a tag."""
+    run_id = _need(body, "run_id")
+    runs.set_tags(store.db, run_id, {"mlflow.log-model.history": str(body.get("model_json", ""))})
+    return {}
+
+
+@router.api_route(f"{API}/runs/search", methods=["GET", "POST"])
+def search_runs(store: READ, body: BODY) -> Any:
+    ids = [tracking.experiment(store, e).id for e in _list(body.get("experiment_ids"))]
+    size = filters.page_size(body.get("max_results"), 1000, MAX_RUNS_PAGE)
+    offset = filters.offset_of(body.get("page_token"))
+    found = store.search_runs(filters.run_filter(body.get("filter"), body.get("run_view_type")),
+                              filters.order_by(_list(body.get("order_by"))), limit=offset + size + 1,
+                              experiments=ids or None)
+    chunk, token = filters.page(found, offset, size)
+    return {"runs": [messages.run(r) for r in chunk], **({"next_page_token": token} if token else {})}
+
+
+@router.get(f"{API}/metrics/get-history")
+def get_metric_history(store: READ, body: BODY) -> Any:
+    run_id = _need(body, "run_id", "run_uuid")
+    runs.require_run(store.db, run_id)
+    points = store.get_metric_history(run_id, _need(body, "metric_key"))
+    size = filters.page_size(body.get("max_results"), 10_000_000, 10_000_000)
+    chunk, token = filters.page(points, filters.offset_of(body.get("page_token")), size)
+    return {"metrics": [messages.metric(m, run_id) for m in chunk], **({"next_page_token": token} if token else {})}
+
+
+# -- logged models (MLflow 3) ----------------------------------------------------------------------------
+@router.post(f"{API}/logged-models")
+def create_logged_model(store: WRITE, body: BODY) -> Any:
+    return {"model": logged_models.create(store, body)}
+
+
+@router.post(f"{API}/logged-models/search")
+def search_logged_models(store: READ, body: BODY) -> Any:
+    if body.get("datasets") or body.get("order_by"):
+        raise errors.UnsupportedError("mlkeep's MLflow API searches logged models without datasets or order_by.")
+    found = logged_models.search(store, _list(body.get("experiment_ids")), body.get("filter"))
+    size = filters.page_size(body.get("max_results"), 100, 10_000)
+    chunk, token = filters.page(found, filters.offset_of(body.get("page_token")), size)
+    return {"models": chunk, **({"next_page_token": token} if token else {})}
+
+
+@router.get(API + "/logged-models/{model_id}")
+def get_logged_model(model_id: str, store: READ) -> Any:
+    return {"model": logged_models.get(store, model_id)}
+
+
+@router.patch(API + "/logged-models/{model_id}")
+def finalize_logged_model(model_id: str, store: WRITE, body: BODY) -> Any:
+    return {"model": logged_models.finalize(store, model_id, str(_need(body, "status")))}
+
+
+@router.patch(API + "/logged-models/{model_id}/tags")
+def set_logged_model_tags(model_id: str, store: WRITE, body: BODY) -> Any:
+    return {"model": logged_models.set_tags(store, model_id, tracking.pairs(body.get("tags"), "tag"))}
+
+
+@router.delete(API + "/logged-models/{model_id}/tags/{key:path}")
+def delete_logged_model_tag(model_id: str, key: str, store: WRITE) -> Any:
+    logged_models.delete_tag(store, model_id, key)
+    return {}
+
+
+@router.post(API + "/logged-models/{model_id}/params")
+def log_logged_model_params(model_id: str, store: WRITE, body: BODY) -> Any:
+    logged_models.log_params(store, model_id, tracking.pairs(body.get("params"), "param"))
+    return {}
+
+
+# -- artifacts -----------------------------------------------------------------------------------------------
+@router.put(ARTIFACTS + "/artifacts/{path:path}")
+async def upload_artifact(path: str, request: Request, store: WRITE) -> Any:
+    import anyio
+
+    tmp = tempfile.NamedTemporaryFile(prefix="mlkeep-mlflow-", delete=False)
+    try:
+        with tmp:
+            async for chunk in request.stream():
+                tmp.write(chunk)
+        await anyio.to_thread.run_sync(artifacts.upload, store, path, tmp.name)
+    finally:
+        if os.path.exists(tmp.name):
+            os.unlink(tmp.name)
+    return {}
+
+
+@router.get(ARTIFACTS + "/artifacts/{path:path}")
+def download_artifact(path: str, store: READ) -> Any:
+    file, name = artifacts.fetch(store, path)
+    return FileResponse(file, media_type="application/octet-stream", filename=name,
+                        background=BackgroundTask(shutil.rmtree, file.parent, True))
+
+
+@router.get(ARTIFACTS + "/artifacts")
+def list_proxied_artifacts(store: READ, path: str = "") -> Any:
+    run_id, rel = artifacts.locate(path)
+    return {"files": artifacts.listing(store, run_id, rel)}
+
+
+@router.get(f"{API}/artifacts/list")
+def list_artifacts(store: READ, body: BODY) -> Any:
+    run_id = _need(body, "run_id", "run_uuid")
+    rel = str(body.get("path") or "")
+    files = artifacts.listing(store, run_id, artifacts.locate(f"runs/{run_id}/{rel}")[1])
+    return {"root_uri": messages.run_artifact_uri(run_id),
+            "files": [{**f, "path": f"{rel.strip('/')}/{f['path']}" if rel.strip("/") else f["path"]}
+                      for f in files]}
+
+
+# -- model registry ----------------------------------------------------------------------------------------
+@router.post(f"{API}/registered-models/create")
+def create_registered_model(store: WRITE, body: BODY) -> Any:
+    tags = tracking.pairs(body.get("tags"), "tag")
+    return {"registered_model": registry.create_model(store, _need(body, "name"), body.get("description"), tags)}
+
+
+@router.get(f"{API}/registered-models/get")
+def get_registered_model(store: READ, body: BODY) -> Any:
+    return {"registered_model": registry.registered_model(store, _need(body, "name"))}
+
+
+@router.api_route(f"{API}/registered-models/search", methods=["GET", "POST"])
+def search_registered_models(store: READ, body: BODY) -> Any:
+    found = [registry.registered_model(store, rm.name) for rm in store.registry.search(registry.model_filter(body.get("filter")))]
+    size = filters.page_size(body.get("max_results"), 100, 10_000)
+    chunk, token = filters.page(found, filters.offset_of(body.get("page_token")), size)
+    return {"registered_models": chunk, **({"next_page_token": token} if token else {})}
+
+
+@router.patch(f"{API}/registered-models/update")
+def update_registered_model(store: WRITE, body: BODY) -> Any:
+    store.registry.update_model(_need(body, "name"), description=body.get("description"))
+    return {"registered_model": registry.registered_model(store, body["name"])}
+
+
+@router.post(f"{API}/registered-models/set-tag")
+def set_registered_model_tag(store: WRITE, body: BODY) -> Any:
+    store.registry.update_model(_need(body, "name"), tags={_need(body, "key"): str(body.get("value", ""))})
+    return {}
+
+
+@router.post(f"{API}/registered-models/get-latest-versions")
+def get_latest_versions(store: READ, body: BODY) -> Any:
+    if _list(body.get("stages")):
+        raise errors.UnsupportedError("mlkeep has aliases, not MLflow's deprecated stages: use "
+                                      "set_registered_model_alias and models:/NAME@ALIAS.")
+    rm = store.registry.get(_need(body, "name"))
+    latest = [store.registry.get_version(rm.name, rm.latest_version)] if rm.latest_version else []
+    return {"model_versions": [messages.model_version(v) for v in latest]}
+
+
+@router.post(f"{API}/registered-models/alias")
+def set_alias(store: WRITE, body: BODY) -> Any:
+    store.registry.set_alias(_need(body, "name"), _need(body, "alias"),
+                             registry.version_number(_need(body, "version")))
+    return {}
+
+
+@router.delete(f"{API}/registered-models/alias")
+def delete_alias(store: WRITE, body: BODY) -> Any:
+    store.registry.delete_alias(_need(body, "name"), _need(body, "alias"))
+    return {}
+
+
+@router.get(f"{API}/registered-models/alias")
+def get_version_by_alias(store: READ, body: BODY) -> Any:
+    version = store.registry.resolve(f"models:/{_need(body, 'name')}@{_need(body, 'alias')}")
+    return {"model_version": messages.model_version(version)}
+
+
+@router.post(f"{API}/model-versions/create")
+def create_model_version(store: WRITE, body: BODY) -> Any:
+    _need(body, "name")
+    return {"model_version": registry.create_version(store, body, tracking.pairs(body.get("tags"), "tag"))}
+
+
+@router.get(f"{API}/model-versions/get")
+def get_model_version(store: READ, body: BODY) -> Any:
+    v = store.registry.get_version(_need(body, "name"), registry.version_number(_need(body, "version")))
+    return {"model_version": messages.model_version(v)}
+
+
+@router.patch(f"{API}/model-versions/update")
+def update_model_version(store: WRITE, body: BODY) -> Any:
+    v = store.registry.update_version(_need(body, "name"), registry.version_number(_need(body, "version")),
+                                      description=body.get("description"))
+    return {"model_version": messages.model_version(v)}
+
+
+@router.post(f"{API}/model-versions/set-tag")
+def set_model_version_tag(store: WRITE, body: BODY) -> Any:
+    store.registry.update_version(_need(body, "name"), registry.version_number(_need(body, "version")),
+                                  tags={_need(body, "key"): str(body.get("value", ""))})
+    return {}
+
+
+@router.api_route(f"{API}/model-versions/search", methods=["GET", "POST"])
+def search_model_versions(store: READ, body: BODY) -> Any:
+    found = [messages.model_version(v) for v in registry.search_versions(store, body.get("filter"))]
+    size = filters.page_size(body.get("max_results"), 10_000, 200_000)
+    chunk, token = filters.page(found, filters.offset_of(body.get("page_token")), size)
+    return {"model_versions": chunk, **({"next_page_token": token} if token else {})}
+
+
+@router.get(f"{API}/model-versions/get-download-uri")
+def get_model_version_download_uri(store: READ, body: BODY) -> Any:
+    uri = registry.download_uri(store, _need(body, "name"), registry.version_number(_need(body, "version")))
+    return {"artifact_uri": uri}
+
+
+# -- everything else ------------------------------------------------------------------------------------------
+_UNSUPPORTED = {
+    "registered-models/delete": "deleting a registered model (versions are history in mlkeep)",
+    "registered-models/rename": "renaming a registered model",
+    "registered-models/delete-tag": "deleting a registered model's tag (set it to an empty value)",
+    "model-versions/delete": "deleting a model version (versions are history in mlkeep)",
+    "model-versions/delete-tag": "deleting a version's tag (set it to an empty value)",
+    "model-versions/transition-stage": "stages (use aliases: set_registered_model_alias, models:/NAME@ALIAS)",
+    "experiments/set-experiment-tag": "experiment tags",
+    "experiments/delete-experiment-tag": "experiment tags",
+    "traces": "tracing (GenAI traces)",
+}
+
+
+@router.api_route(API + "/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
+@router.api_route(ARTIFACTS + "/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
+def unsupported(rest: str, request: Request) -> Any:
+    """Any other MLflow call: a clear NOT_IMPLEMENTED, never a 404 page or a 500."""
+    what = next((v for k, v in _UNSUPPORTED.items() if rest.startswith(k)), f"{request.method} {request.url.path}")
+    raise errors.UnsupportedError(f"mlkeep's MLflow API does not support {what}.")

@@ -1,0 +1,51 @@
+"""Pages of `search_runs`: the page token is an opaque offset the server hands out."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from mlkeep.access import Principal
+from mlkeep.errors import InvalidInputError
+from mlkeep.tracking.entities import Run
+
+if TYPE_CHECKING:
+    from mlkeep.store import Store
+
+MAX_PAGE = 1000
+
+
+def search_page(store: Store, principal: Principal, filter: str = "", order_by: str | Sequence[str] | None = None,
+                page_size: int = 50, page_token: str | None = None,
+                experiments: Sequence[str] | None = None, offset: int = 0) -> tuple[list[Run], str | None]:
+    """One page of `search_runs` (from the token's place, else from `offset`) and the next page's token."""
+    principal.require("read")
+    if isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE:
+        raise InvalidInputError(f"page_size must be between 1 and {MAX_PAGE}, not {page_size!r}.")
+    offset = _offset(page_token) if page_token else offset
+    if principal.experiment_id is not None:
+        for e in experiments or ():
+            principal.require_experiment(store.get_experiment(e).id)
+        experiments = [principal.experiment_id]
+    found = store.search_runs(filter, order_by=order_by or None, limit=page_size + 1, offset=offset,
+                              experiments=experiments or None)
+    return found[:page_size], _token(offset + page_size) if len(found) > page_size else None
+
+
+def _offset(token: str | None) -> int:
+    if not token:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(token.encode() + b"=="))
+        offset = int(data["offset"])
+    except (ValueError, KeyError, TypeError):
+        raise InvalidInputError("page_token is not a token this server gave out.") from None
+    if offset < 0:
+        raise InvalidInputError("page_token is not a token this server gave out.")
+    return offset
+
+
+def _token(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"offset": offset}).encode()).decode().rstrip("=")

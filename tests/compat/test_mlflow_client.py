@@ -1,0 +1,230 @@
+"""The official `mlflow` client, unchanged, against a real `mlkeep server`: what it logs is mlkeep's."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+
+import mlkeep
+
+mlflow = pytest.importorskip("mlflow")
+from mlflow import MlflowClient  # noqa: E402
+from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
+from mlflow.exceptions import MlflowException  # noqa: E402
+from sklearn.datasets import load_iris  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+
+REQS = ["scikit-learn"]  # skip MLflow's slow requirement inference (it imports every module in a subprocess)
+
+
+@pytest.fixture(scope="module")
+def client(mlkeep_server: Any) -> MlflowClient:
+    return MlflowClient(mlkeep_server.url, mlkeep_server.url)
+
+
+@pytest.fixture(scope="module")
+def iris() -> tuple[np.ndarray, np.ndarray]:
+    data = load_iris()
+    return data.data, data.target
+
+
+def test_experiments_create_get_search_rename_delete_restore(client: MlflowClient) -> None:
+    exp_id = client.create_experiment("exp-life")
+    assert client.get_experiment(exp_id).name == "exp-life"
+    assert client.get_experiment_by_name("exp-life").experiment_id == exp_id
+    assert client.get_experiment_by_name("no-such-experiment") is None
+    with pytest.raises(MlflowException, match="already exists"):
+        client.create_experiment("exp-life")
+    assert [e.name for e in client.search_experiments(filter_string="name LIKE 'exp-l%'")] == ["exp-life"]
+    client.rename_experiment(exp_id, "exp-life-2")
+    assert client.get_experiment(exp_id).name == "exp-life-2"
+    client.delete_experiment(exp_id)
+    assert client.get_experiment(exp_id).lifecycle_stage == "deleted"
+    assert "exp-life-2" not in [e.name for e in client.search_experiments()]
+    assert "exp-life-2" in [e.name for e in client.search_experiments(view_type=ViewType.DELETED_ONLY)]
+    with pytest.raises(MlflowException, match="deleted"):
+        client.create_run(exp_id)
+    client.restore_experiment(exp_id)
+    assert client.create_run(exp_id).info.lifecycle_stage == "active"
+
+
+def test_params_metrics_with_steps_batches_and_tags(mlkeep_server: Any, client: MlflowClient) -> None:
+    mlflow.set_experiment("logging")
+    with mlflow.start_run(run_name="logger") as run:
+        mlflow.log_param("lr", 0.1)
+        mlflow.log_params({"depth": 3, "model": "tree"})
+        for step in range(20):
+            mlflow.log_metric("loss", 1 / (step + 1), step=step)
+        mlflow.log_metrics({"acc": 0.75, "f1": 0.5}, step=3)
+        mlflow.log_metric("odd", float("nan"))
+        mlflow.set_tags({"team": "vision", "stage": "dev"})
+        mlflow.set_tag("temp", "x")
+        client.log_batch(run.info.run_id, metrics=[Metric("batched", i * 0.5, 1_700_000_000_000 + i, i)
+                                                   for i in range(100)],
+                         params=[Param("batch_param", "p")], tags=[RunTag("batch_tag", "t")])
+    client.delete_tag(run.info.run_id, "temp")
+    got = client.get_run(run.info.run_id)
+    assert got.info.status == "FINISHED" and got.info.run_name == "logger" and got.info.end_time
+    assert got.data.params == {"lr": "0.1", "depth": "3", "model": "tree", "batch_param": "p"}
+    assert got.data.metrics["loss"] == pytest.approx(1 / 20) and got.data.metrics["acc"] == 0.75
+    assert math.isnan(got.data.metrics["odd"])
+    assert {"team": "vision", "stage": "dev", "batch_tag": "t"}.items() <= got.data.tags.items()
+    assert "temp" not in got.data.tags
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert [(m.step, m.value) for m in history] == [(s, 1 / (s + 1)) for s in range(20)]
+    assert [m.timestamp for m in client.get_metric_history(run.info.run_id, "batched")][:2] == [
+        1_700_000_000_000, 1_700_000_000_001]
+    with pytest.raises(MlflowException, match="lr"):  # params never change, as in MLflow
+        client.log_param(run.info.run_id, "lr", 0.2)
+    # the same run is an ordinary mlkeep run
+    with mlkeep.open(mlkeep_server.root) as store:
+        native = store.get_run(run.info.run_id)
+        assert native.experiment == "logging" and native.params["depth"] == "3"
+        assert native.metrics["loss"].count == 20 and native.metrics["batched"].count == 100
+        assert [r.id for r in store.search_runs("params.model = 'tree'")] == [run.info.run_id]
+
+
+def test_search_runs_filters_order_and_views(client: MlflowClient) -> None:
+    exp_id = client.create_experiment("search")
+    made = {}
+    for i in range(6):
+        run = client.create_run(exp_id, run_name=f"r{i}", tags={"parity": "even" if i % 2 == 0 else "odd"})
+        client.log_batch(run.info.run_id, metrics=[Metric("acc", i / 10, 0, 0)], params=[Param("n", str(i))])
+        client.set_terminated(run.info.run_id)
+        made[i] = run.info.run_id
+    found = client.search_runs([exp_id], "metrics.acc >= 0.2 and tags.parity = 'even'",
+                               order_by=["metrics.acc DESC"])
+    assert [r.info.run_name for r in found] == ["r4", "r2"]
+    asc = client.search_runs([exp_id], "params.n != '0'", order_by=["metrics.acc ASC"], max_results=2)
+    assert [r.info.run_name for r in asc] == ["r1", "r2"]
+    assert [r.info.run_name for r in client.search_runs([exp_id], "attributes.run_name LIKE 'r_'",
+                                                        order_by=["attributes.run_name DESC"])][:2] == ["r5", "r4"]
+    everything = mlflow.search_runs([exp_id], order_by=["metrics.acc DESC"])  # pandas, paging inside
+    assert list(everything["tags.mlflow.runName"]) == [f"r{i}" for i in range(5, -1, -1)]
+    client.delete_run(made[5])
+    assert made[5] not in {r.info.run_id for r in client.search_runs([exp_id])}
+    deleted = client.search_runs([exp_id], run_view_type=ViewType.DELETED_ONLY)
+    assert [r.info.run_id for r in deleted] == [made[5]]
+    client.restore_run(made[5])
+    assert len(client.search_runs([exp_id], run_view_type=ViewType.ALL)) == 6
+    with pytest.raises(MlflowException, match="INVALID_PARAMETER_VALUE"):
+        client.search_runs([exp_id], "metrics.acc >>> 1")
+    with pytest.raises(MlflowException, match="datasets"):
+        client.search_runs([exp_id], "datasets.name = 'iris'")
+
+
+def test_artifacts_upload_list_download(client: MlflowClient, tmp_path: Path) -> None:
+    folder = tmp_path / "outputs"
+    (folder / "nested").mkdir(parents=True)
+    (folder / "a.txt").write_text("alpha")
+    (folder / "nested" / "b.bin").write_bytes(bytes(range(256)) * 40)
+    mlflow.set_experiment("artifacts")
+    with mlflow.start_run() as run:
+        mlflow.log_artifact(str(folder / "a.txt"))
+        mlflow.log_artifacts(str(folder), artifact_path="all")
+        mlflow.log_text("some text", "notes/readme.md")
+        mlflow.log_dict({"k": [1, 2]}, "config.json")
+    listed = {f.path: f.is_dir for f in client.list_artifacts(run.info.run_id)}
+    assert listed == {"a.txt": False, "all": True, "notes": True, "config.json": False}
+    assert [(f.path, f.file_size) for f in client.list_artifacts(run.info.run_id, "all/nested")] == [
+        ("all/nested/b.bin", 10240)]
+    back = Path(mlflow.artifacts.download_artifacts(run_id=run.info.run_id, artifact_path="all",
+                                                    dst_path=str(tmp_path / "back")))
+    assert (back / "a.txt").read_text() == "alpha"
+    assert (back / "nested" / "b.bin").read_bytes() == (folder / "nested" / "b.bin").read_bytes()
+    assert mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/config.json") == {"k": [1, 2]}
+
+
+def test_sklearn_log_model_then_load_model_predicts_the_same(mlkeep_server: Any, iris: Any) -> None:
+    X, y = iris
+    model = LogisticRegression(max_iter=300).fit(X, y)
+    mlflow.set_experiment("models")
+    with mlflow.start_run() as run:
+        info = mlflow.sklearn.log_model(model, name="clf", pip_requirements=REQS)
+        pickled = mlflow.sklearn.log_model(model, name="clf-pickle", pip_requirements=REQS,
+                                           serialization_format="cloudpickle")
+    assert info.model_id.startswith("m-") and info.run_id == run.info.run_id
+    for uri in (info.model_uri, f"runs:/{run.info.run_id}/clf", pickled.model_uri):
+        np.testing.assert_array_equal(mlflow.sklearn.load_model(uri).predict(X), model.predict(X))
+    np.testing.assert_array_equal(mlflow.pyfunc.load_model(info.model_uri).predict(X), model.predict(X))
+    assert mlflow.get_logged_model(info.model_id).status.to_proto() == 2  # READY
+    with mlkeep.open(mlkeep_server.root) as store:  # a model logged through MLflow is an mlkeep Model
+        assert {m.id for m in store.list_models(run.info.run_id)} == {info.model_id, pickled.model_id}
+        np.testing.assert_array_equal(store.load_model(pickled.model_id).predict(X), model.predict(X))
+        assert pickled.model_id in {n.id for n in store.lineage(run.info.run_id, "down").of_kind("model")}
+
+
+def test_registry_versions_aliases_tags_and_models_uri(client: MlflowClient, iris: Any) -> None:
+    X, y = iris
+    models = [LogisticRegression(C=c, max_iter=300).fit(X, y) for c in (0.01, 10.0)]
+    mlflow.set_experiment("registry")
+    for m in models:
+        with mlflow.start_run():
+            mlflow.sklearn.log_model(m, name="model", registered_model_name="iris-clf", pip_requirements=REQS)
+    rm = client.get_registered_model("iris-clf")
+    assert rm.name == "iris-clf" and [v.version for v in rm.latest_versions] == ["2"]
+    client.set_registered_model_alias("iris-clf", "champion", "1")
+    client.set_registered_model_alias("iris-clf", "challenger", 2)
+    assert client.get_model_version_by_alias("iris-clf", "champion").version == "1"
+    assert client.get_registered_model("iris-clf").aliases == {"champion": "1", "challenger": "2"}
+    for alias, m in (("champion", models[0]), ("challenger", models[1])):
+        loaded = mlflow.sklearn.load_model(f"models:/iris-clf@{alias}")
+        np.testing.assert_array_equal(loaded.predict(X), m.predict(X))
+    np.testing.assert_array_equal(mlflow.sklearn.load_model("models:/iris-clf/2").predict(X), models[1].predict(X))
+    client.set_registered_model_alias("iris-clf", "champion", "2")  # a move, recorded as a transition
+    client.delete_registered_model_alias("iris-clf", "challenger")
+    assert client.get_registered_model("iris-clf").aliases == {"champion": "2"}
+    client.set_registered_model_tag("iris-clf", "team", "vision")
+    client.set_model_version_tag("iris-clf", "1", "validated", "yes")
+    client.update_model_version("iris-clf", "1", description="the first")
+    v1 = client.get_model_version("iris-clf", "1")
+    assert v1.tags == {"validated": "yes"} and v1.description == "the first"
+    assert [m.name for m in client.search_registered_models("name = 'iris-clf'")] == ["iris-clf"]
+    assert sorted(v.version for v in client.search_model_versions("name = 'iris-clf'")) == ["1", "2"]
+    client.create_registered_model("empty-model", description="no versions yet")
+    assert client.get_registered_model("empty-model").description == "no versions yet"
+    with pytest.raises(MlflowException, match="already exists"):
+        client.create_registered_model("empty-model")
+    with pytest.raises(MlflowException, match="NOT_IMPLEMENTED"):
+        client.delete_registered_model("iris-clf")
+
+
+def test_autolog_records_a_sklearn_fit(mlkeep_server: Any, client: MlflowClient, iris: Any) -> None:
+    X, y = iris
+    mlflow.set_experiment("autolog")
+    mlflow.sklearn.autolog(log_input_examples=False, log_model_signatures=False, log_datasets=True)
+    try:
+        with mlflow.start_run() as run:
+            LogisticRegression(C=0.5, max_iter=200).fit(X, y)
+    finally:
+        mlflow.sklearn.autolog(disable=True)
+    got = client.get_run(run.info.run_id)
+    assert got.data.params["C"] == "0.5" and got.data.params["max_iter"] == "200"
+    assert 0.9 < got.data.metrics["training_accuracy_score"] <= 1.0
+    assert got.outputs.model_outputs, "autolog logged the fitted model"
+    assert got.inputs.dataset_inputs, "autolog logged the training data as a dataset"
+    with mlkeep.open(mlkeep_server.root) as store:
+        assert store.get_run(run.info.run_id).params["C"] == "0.5"
+
+
+def test_unsupported_calls_answer_in_mlflow_format_never_500(mlkeep_server: Any, client: MlflowClient) -> None:
+    exp_id = client.create_experiment("unsupported")
+    with pytest.raises(MlflowException, match="experiment tags"):
+        client.set_experiment_tag(exp_id, "k", "v")
+    for method, path in (("GET", "/api/2.0/mlflow/traces"), ("POST", "/api/2.0/mlflow/no/such/call"),
+                         ("GET", "/api/2.0/mlflow-artifacts/mpu/create/x")):
+        response = httpx.request(method, mlkeep_server.url + path)
+        assert response.status_code == 501
+        body = response.json()
+        assert body["error_code"] == "NOT_IMPLEMENTED" and "mlkeep" in body["message"]
+    missing = httpx.get(mlkeep_server.url + "/api/2.0/mlflow/runs/get", params={"run_id": "0" * 32})
+    assert missing.status_code == 404 and missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    bad = httpx.post(mlkeep_server.url + "/api/2.0/mlflow/runs/log-metric", content=b"{not json")
+    assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+    escape = httpx.get(mlkeep_server.url + f"/api/2.0/mlflow-artifacts/artifacts/runs/{'0' * 32}/../../etc/passwd")
+    assert escape.status_code in (400, 404) and "error_code" in escape.json()
