@@ -133,7 +133,7 @@ def flipper(store_dir: str, stop: Any, moves: list[int]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--requests", type=int, default=3000, help="Requests per round per server.")
+    parser.add_argument("--requests", type=int, default=2000, help="Requests per round per server.")
     parser.add_argument("--concurrency", type=int, default=16, help="Requests in flight.")
     parser.add_argument("--rounds", type=int, default=3, help="Rounds (medians are printed).")
     parser.add_argument("--log-rate", type=float, default=0.1, help="mlkeep's sampling of requests for logging.")
@@ -179,7 +179,7 @@ def main() -> None:
                 for name in servers:
                     results[name].append(measure(urls[name], rows, args))
             # alias switches under load: every answer must be 200 and the version's own prediction
-            stop, moves = threading.Event(), []
+            stop, moves = threading.Event(), list[int]()
             thread = threading.Thread(target=flipper, args=(tmp, stop, moves))
             thread.start()
             try:

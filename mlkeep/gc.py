@@ -38,6 +38,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 
 RootProvider = Callable[["Store"], Iterable[str]]
 DEFAULT_GRACE_SECONDS = 3600.0
+SWEEP_THREADS = 8
 PROVIDER_MODULES: list[str] = ["mlkeep.intermediates.gc"]  # imported before collecting, when present
 _providers: dict[str, RootProvider] = {}
 
@@ -127,23 +129,30 @@ def gc(
     report.reachable = sum(1 for oid in stored if oid in reachable)
     candidates = [oid for oid in stored if oid not in reachable]
     report.unreachable = len(candidates)
-    for i, oid in enumerate(candidates):
-        if progress:
-            progress("gc", i + 1, len(candidates))
-        size, modified = stored[oid]
-        if not _before(modified, started - grace_seconds):
-            report.too_young += 1
-            continue
-        if not dry_run:
-            if not _old_enough(store, oid, time.time() - grace_seconds):  # touched since: a writer reuses it
+    old = [oid for oid in candidates if _before(stored[oid][1], started - grace_seconds)]
+    report.too_young = len(candidates) - len(old)
+
+    def sweep(oid: str) -> str:
+        if dry_run:
+            return "deleted"
+        if not _old_enough(store, oid, time.time() - grace_seconds):  # touched since: a writer reuses it
+            return "young"
+        try:
+            store.objects.remove(oid)
+        except FileNotFoundError:
+            return "gone"
+        return "deleted"
+
+    # Deleting is waiting (an unlink, or a request to S3): a few at a time.
+    with ThreadPoolExecutor(SWEEP_THREADS) as pool:
+        for i, (oid, outcome) in enumerate(zip(old, pool.map(sweep, old))):
+            if progress:
+                progress("gc", i + 1, len(old))
+            if outcome == "young":
                 report.too_young += 1
-                continue
-            try:
-                store.objects.remove(oid)
-            except FileNotFoundError:
-                continue
-        report.deleted.append(oid)
-        report.bytes_freed += size
+            elif outcome == "deleted":
+                report.deleted.append(oid)
+                report.bytes_freed += stored[oid][0]
     log.info("gc: %d objects, %d unreachable, %d deleted", report.objects, report.unreachable, len(report.deleted))
     return report
 

@@ -57,6 +57,7 @@ if TYPE_CHECKING:
 
 _KEY = "retention"
 _DAY_MS = 86_400_000
+PURGE_BATCH = 200  # runs per transaction: few statements, short write locks
 
 
 @dataclass(frozen=True)
@@ -121,21 +122,22 @@ def set_policy(store: Store, policy: RetentionPolicy) -> RetentionPolicy:
 def apply_retention(store: Store, *, dry_run: bool = False, now_ms: int | None = None) -> RetentionReport:
     """Purge the runs and drop the weights of the versions the policy no longer keeps.
 
-    With `dry_run`, change nothing and report what would go. Each run is
-    purged in a transaction of its own, so an interruption leaves whole runs.
+    With `dry_run`, change nothing and report what would go. Runs are
+    purged `PURGE_BATCH` at a time, a transaction each, so an interruption
+    leaves whole runs (and never a child whose parent is gone).
     """
     policy, now = get_policy(store), _now_ms() if now_ms is None else now_ms
     report = RetentionReport(dry_run=dry_run)
     with store.db.connect() as conn:
         candidates = _expired_runs(conn, policy, now)
-        purge = _purgeable(conn, candidates, report.runs_kept)
+        purge = _children_first(conn, _purgeable(conn, candidates, report.runs_kept))
     report.runs_purged = sorted(purge)
     if policy.keep_versions is not None:
         report.versions_pruned = sorted(_versions_to_prune(store, policy.keep_versions))
     if dry_run:
         return report
-    for run_id in report.runs_purged:
-        store.db.run(lambda conn, r=run_id: _purge_run(conn, r))
+    for batch in _chunks(purge, PURGE_BATCH):
+        store.db.run(lambda conn, b=batch: _purge_runs(conn, b))
     if report.versions_pruned:
         with store.db.begin() as conn:
             conn.execute(update(commits).where(commits.c.id.in_(report.versions_pruned),
@@ -188,24 +190,37 @@ def _purgeable(conn: Connection, candidates: set[str], kept: dict[str, str]) -> 
             return purge
 
 
-def _purge_run(conn: Connection, run_id: str) -> None:
-    """Delete one run and everything it logged, children first (one transaction)."""
-    for child in conn.execute(select(runs.c.id).where(runs.c.parent_run_id == run_id)).scalars().all():
-        _purge_run(conn, child)
-    model_ids = list(conn.execute(select(models.c.id).where(models.c.run_id == run_id)).scalars())
+def _children_first(conn: Connection, purge: set[str]) -> list[str]:
+    """The runs to purge, each after all of its children (deepest first), so no batch orphans a child."""
+    parent: dict[str, str | None] = {}
+    for rows in _chunks(sorted(purge)):
+        parent.update(conn.execute(select(runs.c.id, runs.c.parent_run_id).where(runs.c.id.in_(rows))).tuples())
+
+    def depth(run_id: str) -> int:
+        d, p = 0, parent.get(run_id)
+        while p in purge:
+            d, p = d + 1, parent.get(p)
+        return d
+
+    return sorted(purge, key=lambda r: (-depth(r), r))
+
+
+def _purge_runs(conn: Connection, run_ids: list[str]) -> None:
+    """Delete runs and everything they logged (one transaction; their children are gone or in `run_ids`)."""
+    model_ids = list(conn.execute(select(models.c.id).where(models.c.run_id.in_(run_ids))).scalars())
     prediction_ids = list(conn.execute(select(predictions.c.id).where(
-        or_(predictions.c.run_id == run_id, predictions.c.model_id.in_(model_ids)))).scalars())
+        or_(predictions.c.run_id.in_(run_ids), predictions.c.model_id.in_(model_ids)))).scalars())
     evaluation_ids = list(conn.execute(select(evaluations.c.id).where(
-        or_(evaluations.c.run_id == run_id, evaluations.c.model_id.in_(model_ids),
+        or_(evaluations.c.run_id.in_(run_ids), evaluations.c.model_id.in_(model_ids),
             evaluations.c.prediction_id.in_(prediction_ids)))).scalars())
-    entity_ids = [run_id, *model_ids, *prediction_ids, *evaluation_ids]
+    entity_ids = [*run_ids, *model_ids, *prediction_ids, *evaluation_ids]
     conn.execute(delete(links).where(or_(links.c.src_id.in_(entity_ids), links.c.dst_id.in_(entity_ids))))
     conn.execute(delete(evaluations).where(evaluations.c.id.in_(evaluation_ids)))
     conn.execute(delete(predictions).where(predictions.c.id.in_(prediction_ids)))
     conn.execute(delete(models).where(models.c.id.in_(model_ids)))
     for table in (params, tags, metrics, latest_metrics, artifacts):
-        conn.execute(delete(table).where(table.c.run_id == run_id))
-    conn.execute(delete(runs).where(runs.c.id == run_id))
+        conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
+    conn.execute(delete(runs).where(runs.c.id.in_(run_ids)))
 
 
 # --------------------------------------------------------------------- versions

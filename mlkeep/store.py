@@ -181,11 +181,12 @@ class Store:
 
         return predictions.get_evaluation(self.db, evaluation_id)
 
-    def log_labels(self, prediction_id: str, labels: Any) -> Dataset:
-        """Record the true labels of a logged Prediction (one per row), for live accuracy in monitoring."""
+    def log_labels(self, prediction_id: str, labels: Any, *, wait: float = 5.0) -> Dataset:
+        """Record the true labels of a logged Prediction (one per row), for live accuracy in monitoring;
+        waits up to `wait` s for a served request's Prediction to be written."""
         from mlkeep.lifecycle.labels import log_labels
 
-        return log_labels(self, prediction_id, labels)
+        return log_labels(self, prediction_id, labels, wait=wait)
 
     # -- versioning ---------------------------------------------------------------------
     @property

@@ -12,6 +12,7 @@ import atexit
 import hashlib
 import io
 import logging
+import math
 import os
 import posixpath
 import threading
@@ -84,19 +85,19 @@ class RemoteRun(RunScope):
         if step is not None and type(step) is not int:
             step = _integer("", "step", step)
         timestamp = time.time_ns() // 1_000_000 if timestamp is None else _timestamp("", timestamp)
-        checked = []
+        checked: list[tuple[str, float | None]] = []
         for key, value in metrics.items():
             v = metric_value(check_key("metric", key), value)
             if v in (float("inf"), float("-inf")):
                 from mlkeep.errors import InvalidMetricError
 
                 raise InvalidMetricError(f"Metric {key!r} must be finite or NaN, not {value!r}.")
-            checked.append((key, None if v != v else v))
+            checked.append((key, None if math.isnan(v) else v))
         with self._lock:
-            for key, v in checked:
+            for key, sent in checked:
                 s = self._steps.get(key, -1) + 1 if step is None else step
                 self._steps[key] = max(s, self._steps.get(key, -1))
-                self._rows.append([key, v, s, timestamp])
+                self._rows.append([key, sent, s, timestamp])
             full = len(self._rows) >= MAX_BATCH
         if full:
             self.flush()

@@ -295,6 +295,9 @@ class Autolog:
         ]
         _patch_loader()
         _state.autolog = self
+        from mlkeep.tracking import environment
+
+        environment.prefetch()  # the first watched model's run then does not wait for git and the package list
 
     def _pre_forward(self, module: Any, _inputs: Any) -> None:
         import torch

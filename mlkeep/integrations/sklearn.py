@@ -176,6 +176,9 @@ def autolog(
                           log_training_score=log_training_score, max_tuning_runs=max_tuning_runs)
         if not _patches:
             _patch()
+            from mlkeep.tracking import environment
+
+            environment.prefetch()  # the first fit's run then does not wait for git and the package list
     return Autolog()
 
 

@@ -43,6 +43,7 @@ class Intermediates:
         self.threshold, self.block_rows, self.chunk_bytes, self.workers = threshold, block_rows, chunk_bytes, workers
         self.last_source: str | None = None  # "read" or "rerun": how the latest query was answered
         self._similar: SimilarIndex | None = None  # built from the store's manifests on first use
+        self._targets: dict[str, Any] = {}  # dataset id -> its targets, for group_by="targets"
 
     # ------------------------------------------------------------------ capture
     def layers(self, model: Any) -> list[str]:
@@ -266,8 +267,7 @@ class Intermediates:
             values = storage.read(self.objects, manifest, rows, cols, workers=self.workers)  # type: ignore[arg-type]
             costs = costs.measured_read(time.perf_counter() - t0, nbytes)
         self.last_source = choice
-        records.count_query(self.db, inter.id)
-        records.set_costs(self.db, inter, costs)
+        records.set_costs(self.db, inter, costs, queried=True)
         if choice == "rerun" and manifest is None and rows is None and cols is None:
             fresh = records.get(self.db, inter.id)
             if costmodel.decide(fresh, records.costs_of(fresh), self.threshold).action == "materialize":
@@ -409,7 +409,9 @@ class Intermediates:
         if group_by is None:
             return None
         if isinstance(group_by, str) and group_by == "targets":
-            _, y, _ = recompute.load_inputs(self.db, self.objects, inter.dataset_id)
+            if inter.dataset_id not in self._targets:  # a logged dataset never changes
+                self._targets[inter.dataset_id] = recompute.load_inputs(self.db, self.objects, inter.dataset_id)[1]
+            y = self._targets[inter.dataset_id]
             if y is None:
                 raise InvalidInputError("The dataset has no targets to group by; pass group_by=<one label per row>.")
             return np.asarray(y)

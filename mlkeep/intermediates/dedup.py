@@ -55,14 +55,17 @@ class Sketcher:
         rows, cols = values.shape
         n = rows * cols
         pos = np.arange(0, n, max(1, n // self.sample), dtype=np.int64)
-        r, c = pos // cols, pos % cols
-        clean = np.nan_to_num(values.astype(np.float64, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
-        lo, hi = clean.min(axis=0), clean.max(axis=0)
+        c = pos % cols
+        lo, hi = values.min(axis=0).astype(np.float64), values.max(axis=0).astype(np.float64)
+        if not (np.isfinite(lo).all() and np.isfinite(hi).all()):  # rare: only then pay for a cleaned copy
+            values = _finite(values)
+            lo, hi = values.min(axis=0).astype(np.float64), values.max(axis=0).astype(np.float64)
         # a column that barely varies (a map's blank border) is not stretched over the grid: its float noise
         # would pick random cells
-        floor = max(float(np.abs(clean).max(initial=0.0)) / LEVELS, 1e-30)
+        floor = max(float(max(np.abs(lo).max(), np.abs(hi).max())) / LEVELS, 1e-30)
         span = np.maximum(hi - lo, floor)
-        cells = np.clip(np.floor((clean[r, c] - lo[c]) / span[c] * LEVELS), 0, LEVELS - 1).astype(np.int64)
+        sampled = _finite(values.ravel()[pos]).astype(np.float64)
+        cells = np.clip(np.floor((sampled - lo[c]) / span[c] * LEVELS), 0, LEVELS - 1).astype(np.int64)
         return _mix((pos * LEVELS + cells).astype(np.uint64)) & _MASK
 
     def keys(self, values: np.ndarray) -> list[int]:
@@ -72,8 +75,8 @@ class Sketcher:
         sig = ((self.a[:, None] * tok[None, :] + self.b[:, None]) % _PRIME).min(axis=1)
         width = len(sig) // self.bands
         shape = np.asarray(values.shape, dtype=np.uint64).tobytes()
-        clean = np.nan_to_num(values.astype(np.float64, copy=False), nan=0.0, posinf=0.0, neginf=0.0)
-        scale = np.rint(np.log2(np.abs([clean.mean(), clean.std()]) + 1e-12) * 4).astype(np.int64).tobytes()
+        sampled = _finite(values.ravel()[:: max(1, values.size // self.sample)]).astype(np.float64)
+        scale = np.rint(np.log2(np.abs([sampled.mean(), sampled.std()]) + 1e-12) * 4).astype(np.int64).tobytes()
         parts = [shape + bytes([i]) + sig[i * width : (i + 1) * width].tobytes() for i in range(self.bands)]
         return [_key(p) for p in [*parts, shape + scale]]
 
@@ -86,6 +89,10 @@ def _mix(x: np.ndarray) -> np.ndarray:
     x = x ^ (x >> np.uint64(27))
     x = x * np.uint64(0x94D049BB133111EB)
     return x ^ (x >> np.uint64(31))
+
+
+def _finite(x: np.ndarray) -> np.ndarray:
+    return np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
 
 
 def _key(data: bytes) -> int:

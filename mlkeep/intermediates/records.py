@@ -66,18 +66,16 @@ def delete(db: Database, inter: Intermediate) -> None:
         conn.execute(table.delete().where(table.c.id == inter.id))
 
 
-def count_query(db: Database, inter_id: str) -> None:
-    """n_queries += 1, atomically."""
-    with db.begin() as conn:
-        conn.execute(update(table).where(table.c.id == inter_id).values(n_queries=table.c.n_queries + 1))
-
-
-def set_costs(db: Database, inter: Intermediate, costs: Costs) -> None:
-    """Store new measured figures (and the t_rerun / t_read they imply for all rows)."""
+def set_costs(db: Database, inter: Intermediate, costs: Costs, *, queried: bool = False) -> None:
+    """Store new measured figures (and the t_rerun / t_read they imply for all rows); with `queried`,
+    also count one more query (n_queries += 1, atomically), in the same statement."""
     doc = dict(inter.document, costs=costs.to_dict())
+    values: dict[str, Any] = {"t_rerun": costs.t_rerun(), "t_read": costs.t_read(),
+                              "document": json.dumps(doc, sort_keys=True)}
+    if queried:
+        values["n_queries"] = table.c.n_queries + 1
     with db.begin() as conn:
-        conn.execute(update(table).where(table.c.id == inter.id).values(
-            t_rerun=costs.t_rerun(), t_read=costs.t_read(), document=json.dumps(doc, sort_keys=True)))
+        conn.execute(update(table).where(table.c.id == inter.id).values(**values))
 
 
 def set_storage(db: Database, inter: Intermediate, *, status: str, manifest: str | None = None,

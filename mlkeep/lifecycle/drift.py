@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from mlkeep.errors import InvalidInputError
+from mlkeep.errors import InvalidInputError, MlkeepError
 from mlkeep.tracking.entities import Entity
 
 PSI_BINS = 10
@@ -96,8 +96,8 @@ def psi(expected: Any, actual: Any) -> float:
 
 def _numeric(name: str, ref: Any, live: Any, thresholds: Thresholds) -> FeatureDrift:
     import numpy as np
-    from scipy.stats import ks_2samp
 
+    ks_2samp = _stats().ks_2samp
     if len(ref) == 0 or len(live) == 0:
         return _empty(name, "numeric", "ks", len(ref), len(live))
     # deciles at reference values (not interpolated between them), so no bin is empty in the reference
@@ -118,8 +118,8 @@ def _numeric(name: str, ref: Any, live: Any, thresholds: Thresholds) -> FeatureD
 
 def _categorical(name: str, ref: Any, live: Any, thresholds: Thresholds) -> FeatureDrift:
     import numpy as np
-    from scipy.stats import chi2_contingency
 
+    chi2_contingency = _stats().chi2_contingency
     if len(ref) == 0 or len(live) == 0:
         return _empty(name, "categorical", "chi2", len(ref), len(live))
     ref_counts, live_counts = ref.value_counts(), live.value_counts()
@@ -137,6 +137,14 @@ def _categorical(name: str, ref: Any, live: Any, thresholds: Thresholds) -> Feat
             "live": shares[1][:len(shown)].tolist()}
     return FeatureDrift(name, "categorical", "chi2", statistic, p, value, _drifted(p, value, thresholds), len(live),
                         len(ref), hist)
+
+
+def _stats() -> Any:
+    try:
+        import scipy.stats
+    except ImportError:
+        raise MlkeepError("Drift tests need SciPy: pip install 'mlkeep[monitor]'.") from None
+    return scipy.stats
 
 
 def _drifted(p: float, value: float, thresholds: Thresholds) -> bool:

@@ -9,12 +9,13 @@ transaction.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mlkeep.errors import InvalidInputError
+from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.metadata.tables import links
 from mlkeep.tracking.entities import Dataset
 from mlkeep.tracking.lineage import add_links
@@ -26,19 +27,20 @@ RELATION = "labels"
 COLUMN = "label"
 
 
-def log_labels(store: Store, prediction_id: str, labels: Any) -> Dataset:
+def log_labels(store: Store, prediction_id: str, labels: Any, *, wait: float = 5.0) -> Dataset:
     """Record the true `labels` of a logged Prediction, one per predicted row; replaces earlier ones.
 
-    Raises `NotFoundError` for an unknown prediction and `InvalidInputError`
-    when the labels are not one value per row of the prediction.
+    A served request's Prediction is written just after its answer, by the
+    server's writer: an id not found yet is looked for again for up to
+    `wait` seconds. Raises `NotFoundError` for an unknown prediction and
+    `InvalidInputError` when the labels are not one value per row of it.
     """
     import numpy as np
     import pandas as pd
 
     from mlkeep.tracking.datasets import log_dataset
-    from mlkeep.tracking.predictions import get_prediction
 
-    prediction = get_prediction(store.db, prediction_id)
+    prediction = _prediction(store, prediction_id, wait)
     values = np.asarray(labels.to_numpy() if isinstance(labels, (pd.Series, pd.DataFrame)) else labels)
     if values.ndim == 0:
         values = values.reshape(1)
@@ -53,6 +55,19 @@ def log_labels(store: Store, prediction_id: str, labels: Any) -> Dataset:
         conn.execute(links.delete().where(links.c.dst_id == prediction_id, links.c.relation == RELATION))
         add_links(conn, [(dataset.id, "dataset", prediction_id, "prediction", RELATION)])
     return dataset
+
+
+def _prediction(store: Store, prediction_id: str, wait: float) -> Any:
+    from mlkeep.tracking.predictions import get_prediction
+
+    deadline = time.monotonic() + wait
+    while True:
+        try:
+            return get_prediction(store.db, prediction_id)
+        except NotFoundError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.05)
 
 
 def labels_of(store: Store, prediction_ids: Sequence[str]) -> dict[str, Any]:

@@ -125,14 +125,19 @@ def _timeline_svg(r: MonitorReport, width: int = 760, height: int = 260) -> str:
              f"<text x='4' y='{height - lower}' font-size='10'>0</text>",
              f"<text x='{left}' y='{height - 18}' font-size='10'>{utc(t0)}</text>",
              f"<text x='{width - right}' y='{height - 18}' font-size='10' text-anchor='end'>{utc(t1)}</text>",
-             f"<text x='{left}' y='{height - 4}' font-size='10' fill='#666'>PSI per time slice; dashed: threshold "
-             f"{r.thresholds.psi:g}</text>"]
+             f"<text x='{left}' y='{height - 4}' font-size='10' fill='#666'>PSI per time slice (dots: drifted); "
+             f"dashed: threshold {r.thresholds.psi:g}</text>"]
     a, b = xy(t0, r.thresholds.psi), xy(t1, r.thresholds.psi)
     parts.append(f"<polyline points='{a} {b}' stroke='{BAD}' stroke-dasharray='5,4' fill='none'/>")
     for i, name in enumerate(names):
         colour = PALETTE[i % len(PALETTE)]
         points = " ".join(xy((s.start + s.end) / 2, _finite(s.psi.get(name))) for s in slices)
         parts.append(f"<polyline points='{points}' stroke='{colour}' stroke-width='2' fill='none'/>")
+        for sl in slices:  # a dot where the slice passes both tests, not just the PSI line
+            if name in sl.drifted:
+                x, y = xy((sl.start + sl.end) / 2, _finite(sl.psi.get(name))).split(",")
+                parts.append(f"<circle cx='{x}' cy='{y}' r='4' fill='{colour}'><title>{escape(name)} drifted"
+                             "</title></circle>")
         parts.append(f"<text x='{width - right + 8}' y='{upper + 14 * i + 10}' font-size='11' fill='{colour}'>"
                      f"{escape(name[:24])}</text>")
     return "".join(parts) + "</svg>"

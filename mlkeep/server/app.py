@@ -69,7 +69,8 @@ def create_app(store: Store, auth: bool = False) -> FastAPI:
 
     @app.exception_handler(MlkeepError)
     async def mlkeep_error(request: Request, exc: MlkeepError) -> JSON:
-        extra = {"position": exc.position} if getattr(exc, "position", None) is not None else {}
+        position = getattr(exc, "position", None)
+        extra = {"position": position} if position is not None else {}
         if getattr(exc, "tensors", None):
             extra["tensors"] = exc.tensors  # type: ignore[attr-defined]
         headers = {"WWW-Authenticate": "Bearer"} if exc.http_status == 401 else None

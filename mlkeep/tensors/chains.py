@@ -44,15 +44,10 @@ class ChainDecoder:
         if header.encoding == codecs.FULL:
             codecs.interleave(codecs.planes_of(header, data), out)
             return
-        assert header.base is not None
-        base = self._cached(header.base)
-        if base is None and header.encoding == codecs.XOR:
-            codecs.interleave(self._planes(header, data, level), out)
+        base = self._base(header, level)
+        if isinstance(base, list):  # XOR over planes of the same width: XOR the planes, interleave once
+            codecs.interleave([np.bitwise_xor(a, b) for a, b in zip(codecs.planes_of(header, data), base)], out)
             return
-        if base is None:
-            base = np.empty(header.nbytes, dtype=np.uint8)
-            base_header, base_data = self._read(header.base, header.nbytes, level + 1)
-            self._into(base_header, base_data, base, level + 1)
         codecs.decode(header, data, base, out)
 
     def _planes(self, header: codecs.ChunkHeader, data: bytes, level: int) -> list[np.ndarray]:
@@ -60,18 +55,26 @@ class ChainDecoder:
         own = codecs.planes_of(header, data)
         if header.encoding == codecs.FULL:
             return own
-        assert header.base is not None
-        base = self._cached(header.base)
-        if base is None:
-            base = np.empty(header.nbytes, dtype=np.uint8)
-            base_header, base_data = self._read(header.base, header.nbytes, level + 1)
-            if header.encoding == codecs.XOR and base_header.width == header.width:
-                base_planes = self._planes(base_header, base_data, level + 1)
-                return [np.bitwise_xor(a, b) for a, b in zip(own, base_planes)]
-            self._into(base_header, base_data, base, level + 1)  # a flat base, or under a SUB delta
+        base = self._base(header, level)
+        if isinstance(base, list):
+            return [np.bitwise_xor(a, b) for a, b in zip(own, base)]
         out = np.empty(header.nbytes, dtype=np.uint8)
         codecs.decode(header, data, base, out)
         return list(codecs.to_planes(out, header.width).reshape(header.width, -1))
+
+    def _base(self, header: codecs.ChunkHeader, level: int) -> np.ndarray | list[np.ndarray]:
+        """The base of a delta object: its planes when an XOR delta can be applied plane by plane,
+        else the base chunk interleaved (from the cache when it is there)."""
+        assert header.base is not None
+        cached = self._cached(header.base)
+        if cached is not None:
+            return cached
+        base_header, base_data = self._read(header.base, header.nbytes, level + 1)
+        if header.encoding == codecs.XOR and base_header.width == header.width > 1:
+            return self._planes(base_header, base_data, level + 1)
+        base = np.empty(header.nbytes, dtype=np.uint8)
+        self._into(base_header, base_data, base, level + 1)
+        return base
 
     def _read(self, oid: str, nbytes: int, level: int) -> tuple[codecs.ChunkHeader, bytes]:
         if level > MAX_CHAIN:

@@ -55,9 +55,26 @@ _stored_lock = threading.Lock()
 # -- capture -----------------------------------------------------------------------------------------
 
 
-@functools.lru_cache(maxsize=1)
+_capture_lock = threading.Lock()
+
+
 def environment_document() -> dict[str, Any]:
-    """The full environment of this process (cached: computed once per process)."""
+    """The full environment of this process (cached: computed once per process, by one thread)."""
+    with _capture_lock:  # a caller arriving during `prefetch()` waits for it rather than capturing twice
+        return _capture()
+
+
+def prefetch() -> None:
+    """Capture the environment now in a background thread (autologging calls this when it is turned on).
+
+    Spawning git and listing the installed distributions takes a few hundred
+    milliseconds; done ahead, the first run of the process does not wait for it.
+    """
+    threading.Thread(target=_summary, name="mlkeep-environment", daemon=True).start()
+
+
+@functools.lru_cache(maxsize=1)
+def _capture() -> dict[str, Any]:
     script = _entry_script()
     repo_dir = script.parent if script is not None else Path.cwd()
     return {

@@ -305,7 +305,7 @@ def history_rows(conn: Connection, run_id: str, key: str, *, max_points: int = 0
         whole = min_step is None and max_step is None
         stats = _series_stats if whole else _window_stats  # a whole series is counted by its summary row
         cur = prepared(conn.dialect, stats).execute(conn, (run_id, key) if whole else (run_id, key, lo, hi))
-        total, first, last = cur.fetchone() or (0, None, None)
+        total, first, last = cur.fetchone() or (0, 0, 0)
         cur.close()
         if total > max_points:
             span = last - first + 1  # bucket = (step - first) * n // span: always 0 .. n-1

@@ -102,7 +102,7 @@ def test_bad_requests_get_specific_errors(wine_served: Any) -> None:
     with pytest.raises(InvalidInputError, match="10 rows; 3 labels"):
         t.store.log_labels(logged[0][0], [1, 2, 3])
     with pytest.raises(NotFoundError):
-        t.store.log_labels("0" * 32, [1])
+        t.store.log_labels("0" * 32, [1], wait=0.1)
     with pytest.raises(InvalidInputError):
         Thresholds(psi=0.2, p_value=1.5)
 

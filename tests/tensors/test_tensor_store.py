@@ -238,3 +238,50 @@ def test_importing_the_tensor_store_does_not_import_torch() -> None:
     code = "import sys, mlkeep.tensors, mlkeep.tensors.pytorch; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def _format_1_tree(objects: ObjectStore, tensors: dict[str, np.ndarray], chunk_bytes: int) -> str:
+    """A tree as the tensor store wrote it before BLAKE3 and per-plane compression: SHA-256 chunk ids,
+    MKT1 chunk objects (raw planes after the header, compressed by the object store's frame), format-1
+    manifests."""
+    import hashlib
+
+    from mlkeep.tensors import codecs
+    from mlkeep.tensors.dtypes import as_bytes, plane_width
+    from mlkeep.tensors.manifest import canonical_json
+
+    manifests = {}
+    for name, array in tensors.items():
+        dtype, shape, data = as_bytes(array)
+        width, chunks, ids = plane_width(dtype), [], []
+        for a in range(0, len(data), chunk_bytes):
+            raw = data[a : a + chunk_bytes]
+            cid = hashlib.sha256(raw).hexdigest()
+            logical = codecs.ChunkHeader(codecs.FULL, width, len(raw), cid, None).pack() + codecs.to_planes(raw, width).tobytes()
+            oid = objects.put_bytes(logical)
+            ids.append(cid)
+            chunks.append({"id": cid, "obj": oid, "enc": "full", "base": None, "root": oid, "depth": 0,
+                           "stored": len(logical), "nbytes": len(raw)})
+        digest = hashlib.sha256(b"".join(bytes.fromhex(i) for i in ids)).hexdigest()
+        manifests[name] = {"format": "mlkeep.tensor/1", "dtype": dtype, "shape": list(shape), "nbytes": len(data),
+                           "chunk_bytes": chunk_bytes, "digest": digest, "chunks": chunks}
+    return objects.put_bytes(canonical_json({"format": "mlkeep.tree/1", "tensors": manifests}))
+
+
+def test_stores_written_before_blake3_still_read_and_keep_their_hash(objects: ObjectStore, tensors: TensorStore) -> None:
+    w0 = weights(0)
+    old = _format_1_tree(objects, w0, 4096)
+    def same_tree(a: dict[str, object], b: dict[str, np.ndarray]) -> bool:
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)
+
+    assert same_tree(tensors.get_tree(old), w0)
+    assert tensors.verify(old).tensors == len(w0)
+    w1 = nudge(w0, 1)
+    new = tensors.put_tree(w1, parent_tree=old)
+    assert same_tree(TensorStore(objects).get_tree(new), w1)
+    m_old, m_new = tensors.manifests(old), tensors.manifests(new)
+    assert {m.hash for m in m_new.values()} == {"sha256"}  # a descendant keeps its parent's hash: ids compare
+    assert m_new["layer.bias"] == m_old["layer.bias"]  # unchanged tensors are reused as they are
+    assert any(c.encoding != "full" for c in m_new["layer.weight"].chunks)  # changed ones delta against MKT1 objects
+    fresh = tensors.put_tree(w1)
+    assert {m.hash for m in tensors.manifests(fresh).values()} == {"blake3"}

@@ -14,6 +14,7 @@ params, tags, metric points and artifacts counted against the source.
 from __future__ import annotations
 
 import logging
+import os
 import tempfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -105,8 +106,11 @@ def _client(source: str) -> Any:
         from mlflow import MlflowClient
     except ImportError:
         raise UnsupportedError("Importing from MLflow reads through MLflow's client: `pip install mlflow`.") from None
-    if source.startswith("file:") and not Path(source[len("file:"):].removeprefix("//")).is_dir():
-        raise InvalidInputError(f"No MLflow store folder at {source!r}.")
+    if source.startswith("file:"):
+        if not Path(source[len("file:"):].removeprefix("//")).is_dir():
+            raise InvalidInputError(f"No MLflow store folder at {source!r}.")
+        # MLflow 3 refuses its folder store unless asked; reading one is what migrating off it needs.
+        os.environ.setdefault("MLFLOW_ALLOW_FILE_STORE", "true")
     if source.startswith("sqlite:///") and not Path(source[len("sqlite:///"):]).is_file():
         raise InvalidInputError(f"No MLflow database at {source!r}.")
     return MlflowClient(tracking_uri=source, registry_uri=source)

@@ -9,6 +9,8 @@ mlkeep token; experiment-scoped tokens cannot use this API.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import os
 import shutil
@@ -55,7 +57,14 @@ def mlflow_error(exc: Exception) -> JSONResponse:
 
 
 class MlflowRoute(APIRoute):
-    """A route whose errors come out in MLflow's format, not mlkeep's."""
+    """A route whose errors come out in MLflow's format, not mlkeep's, and whose dicts are sent as they are.
+
+    The messages are built JSON-ready (`messages`), so FastAPI's generic encoder, which walks every
+    value of a thousand-run search page, is skipped.
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, _as_json(endpoint), **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
         handler = super().get_route_handler()
@@ -67,6 +76,24 @@ class MlflowRoute(APIRoute):
                 return mlflow_error(exc)
 
         return handle
+
+
+def _as_json(endpoint: Callable[..., Any]) -> Callable[..., Any]:
+    def send(result: Any) -> Any:
+        return result if isinstance(result, Response) else JSONResponse(result)
+
+    if inspect.iscoroutinefunction(endpoint):
+        @functools.wraps(endpoint)
+        async def call_async(*args: Any, **kwargs: Any) -> Any:
+            return send(await endpoint(*args, **kwargs))
+
+        return call_async
+
+    @functools.wraps(endpoint)
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return send(endpoint(*args, **kwargs))
+
+    return call
 
 
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])

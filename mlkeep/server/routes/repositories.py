@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse
 
 from mlkeep.server.app import CTX, JSON
@@ -12,6 +12,9 @@ from mlkeep.server.services import repositories as repos
 from mlkeep.server.routes.artifacts import _file
 
 router = APIRouter(tags=["repositories"])
+# A ref is a branch, tag, commit id (prefix) or `main~2`: printable text, no control characters.
+REF_TEXT = r"^[^\x00-\x1f\x7f]+$"
+Ref = Annotated[str, Query(pattern=REF_TEXT, description="A branch, tag, commit id (prefix) or `main~2`.")]
 
 
 @router.get("/repositories")
@@ -21,7 +24,7 @@ def repositories(ctx: CTX) -> Any:
 
 
 @router.get("/repositories/{name}/log")
-def log(name: str, ctx: CTX, ref: str = "main", limit: Annotated[Optional[int], Query(ge=1)] = None) -> Any:
+def log(name: str, ctx: CTX, ref: Ref = "main", limit: Annotated[Optional[int], Query(ge=1)] = None) -> Any:
     """Commits reachable from `ref`, newest first."""
     return repos.repository(ctx.store, ctx.principal, name).log(ref, limit=limit)
 
@@ -33,19 +36,19 @@ def refs(name: str, ctx: CTX) -> Any:
 
 
 @router.get("/repositories/{name}/commits/{ref}")
-def get_commit(name: str, ref: str, ctx: CTX) -> Any:
+def get_commit(name: str, ref: Annotated[str, Path(pattern=REF_TEXT)], ctx: CTX) -> Any:
     """The commit a branch, tag, id prefix or `main~2` names."""
     return repos.repository(ctx.store, ctx.principal, name).get(ref)
 
 
 @router.get("/repositories/{name}/diff")
-def diff(name: str, a: str, ctx: CTX, b: str = "main") -> Any:
+def diff(name: str, a: Ref, ctx: CTX, b: Ref = "main") -> Any:
     """Tensors added, removed, reshaped or changed (fraction, L2, max |Δ|), and metadata differences."""
     return repos.repository(ctx.store, ctx.principal, name).diff(a, b)
 
 
 @router.get("/repositories/{name}/checkout", response_class=FileResponse)
-def checkout(name: str, ctx: CTX, ref: str = "main") -> FileResponse:
+def checkout(name: str, ctx: CTX, ref: Ref = "main") -> FileResponse:
     """The version as a `.safetensors` file (`.pkl` for scikit-learn), verified bit for bit first."""
     file, filename = repos.checkout_file(ctx.store, ctx.principal, name, ref)
     return _file(file, filename, False)
@@ -57,7 +60,7 @@ async def commit(
     request: Request,
     ctx: CTX,
     message: str = "",
-    branch: str = "main",
+    branch: Ref = "main",
     run_id: Optional[str] = None,
     datasets: Annotated[Optional[list[str]], Query(description="Ids of logged datasets; repeatable.")] = None,
     code: Annotated[Optional[list[str]], Query(description="The client's code reference as `key=value`.")] = None,
