@@ -3,9 +3,10 @@
     .venv-bench/bin/python benchmarks/mlflow_compat.py            # a few minutes
     .venv-bench/bin/python benchmarks/mlflow_compat.py --quick    # a tenth of the work
 
-Both servers run as subprocesses on loopback ports over fresh stores in one
-temporary folder (MLflow: `mlflow server --backend-store-uri sqlite:///...
---workers 1`; mlkeep: `mlkeep server` over a new store). The same workload
+Each server runs as a subprocess on a loopback port over a fresh store, one
+after the other so they never compete for the CPU (MLflow: `mlflow server
+--backend-store-uri sqlite:///... --workers 1`; mlkeep: `mlkeep server` over a
+new store). The same workload
 (`--worker`, in its own process, with `MLFLOW_TRACKING_URI` pointing at one
 server) is run against each, with the same client:
 
@@ -118,24 +119,9 @@ def main() -> None:
         return
     scale = 0.1 if args.quick else 1.0
     tmp = Path(tempfile.mkdtemp(prefix="mlkeep-mlflow-compat-"))
-    procs: list[subprocess.Popen[bytes]] = []
     try:
-        pk, pm = free_port(), free_port()
-        env = {k: v for k, v in os.environ.items() if k != "MLKEEP_URI"}
-        import mlkeep
-
-        mlkeep.init(tmp / "mlkeep").close()
-        procs.append(subprocess.Popen([sys.executable, "-m", "mlkeep.cli", "--store", str(tmp / "mlkeep"), "server",
-                                       "--port", str(pk)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
-        mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
-        procs.append(subprocess.Popen([mlflow_bin, "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
-                                       "--default-artifact-root", (tmp / "mlartifacts").as_uri(), "--host",
-                                       "127.0.0.1", "--port", str(pm), "--workers", "1"], env=env,
-                                      stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT))
-        wait(f"http://127.0.0.1:{pk}/api/health", procs[0], "mlkeep server")
-        wait(f"http://127.0.0.1:{pm}/health", procs[1], "mlflow server")
-        k = run_worker(f"http://127.0.0.1:{pk}", scale)
-        m = run_worker(f"http://127.0.0.1:{pm}", scale)
+        k = against(mlkeep_server(tmp / "mlkeep"), "/api/health", scale)
+        m = against(mlflow_server(tmp), "/health", scale)
         if k["history_points"] != m["history_points"]:
             raise AssertionError(f"histories differ: mlkeep {k['history_points']}, mlflow {m['history_points']}")
         print(f"\n{'what (official mlflow client)':44} {'mlkeep':>12} {'mlflow':>12} {'ratio':>8}")
@@ -151,13 +137,41 @@ def main() -> None:
                 print(f"{f'{nk:,} {what}':44} {nk / tk:10.0f}/s {nm / tm:10.0f}/s {tm / tk:7.1f}×")
         print("\ngoals: ≥ 3× MLflow for the logging calls, ≥ 10× for search")
     finally:
-        for p in procs:
-            p.terminate()
-            try:
-                p.wait(10)
-            except subprocess.TimeoutExpired:
-                p.kill()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def mlkeep_server(folder: Path) -> tuple[subprocess.Popen[bytes], int]:
+    import mlkeep
+
+    mlkeep.init(folder).close()
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "MLKEEP_URI"}
+    return subprocess.Popen([sys.executable, "-m", "mlkeep.cli", "--store", str(folder), "server", "--port", str(port)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT), port
+
+
+def mlflow_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
+    port = free_port()
+    mlflow_bin = shutil.which("mlflow", path=str(Path(sys.executable).parent)) or "mlflow"
+    return subprocess.Popen([mlflow_bin, "server", "--backend-store-uri", f"sqlite:///{tmp / 'mlflow.db'}",
+                             "--default-artifact-root", (tmp / "mlartifacts").as_uri(), "--host", "127.0.0.1",
+                             "--port", str(port), "--workers", "1"], stdout=subprocess.DEVNULL,
+                            stderr=subprocess.STDOUT), port
+
+
+def against(server: tuple[subprocess.Popen[bytes], int], health: str, scale: float) -> dict[str, Any]:
+    """Run the workload against one server, alone on the machine (the other is not started yet)."""
+    proc, port = server
+    try:
+        wait(f"http://127.0.0.1:{port}{health}", proc, proc.args[0])
+        time.sleep(2)  # let start-up work (migrations, background workers) settle
+        return run_worker(f"http://127.0.0.1:{port}", scale)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 if __name__ == "__main__":

@@ -13,7 +13,8 @@ stdlib `http.client`, so neither side pays for a client library):
 2. Filtered search: `metrics.acc > 0.9 and params.model = 'rf'`, sorted by
    the metric, first page of 50, same endpoints.
 3. Metric history of one run with 100,000 points. For a chart: mlkeep's
-   history downsampled by the server to 1,000 points against MLflow's own
+   history downsampled by the database (first/min/max/last of 250 step
+   buckets, so at most 1,000 points) against MLflow's own
    sampled endpoint (`get-history-bulk-interval`, max 1,000, what its UI
    charts use). In full: every point, both sides (MLflow pages through
    `get-history` with its page tokens).

@@ -73,7 +73,11 @@ def make_versions(scenario: str) -> tuple[list[dict[str, torch.Tensor]], float]:
     """10 state_dicts: v0 = pretrained + new head, then 20 real AdamW steps per version."""
     model = Classifier()
     for name, p in model.named_parameters():
-        p.requires_grad_(scenario == "full" or name.startswith(("encoder.0.auto_model.encoder.layer.5.", "head.")))
+        # sentence-transformers names the transformer `0.auto_model` or `0.model` depending on its version
+        p.requires_grad_(scenario == "full" or ".encoder.layer.5." in name or name.startswith("head."))
+    trained = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    if scenario == "partial" and not 1_000_000 < trained < 2_000_000:  # the last encoder layer (1.77 M) and the head
+        raise SystemExit(f"partial scenario would train {trained} parameters, not the last layer and the head")
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.AdamW(params, lr=LR, weight_decay=WEIGHT_DECAY)
     data, gen = task(), torch.Generator().manual_seed(1)

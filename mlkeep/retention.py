@@ -194,7 +194,7 @@ def _children_first(conn: Connection, purge: set[str]) -> list[str]:
     """The runs to purge, each after all of its children (deepest first), so no batch orphans a child."""
     parent: dict[str, str | None] = {}
     for rows in _chunks(sorted(purge)):
-        parent.update(conn.execute(select(runs.c.id, runs.c.parent_run_id).where(runs.c.id.in_(rows))).tuples())
+        parent.update(conn.execute(select(runs.c.id, runs.c.parent_run_id).where(runs.c.id.in_(rows))).tuples().all())
 
     def depth(run_id: str) -> int:
         d, p = 0, parent.get(run_id)

@@ -71,7 +71,9 @@ def test_policy_is_stored_and_checked(store: Store) -> None:
             RetentionPolicy(**bad)  # type: ignore[arg-type]
 
 
-def test_expired_failed_and_deleted_runs_are_purged_and_nothing_live_is_touched(store: Store, tmp_path: Path) -> None:
+def test_expired_failed_and_deleted_runs_are_purged_and_nothing_live_is_touched(
+        store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(retention, "PURGE_BATCH", 1)  # a transaction per run: a child must go before its parent
     old_failed = _failed_run(store, tmp_path, "old-failed")
     old_child = _failed_run(store, tmp_path, "old-child", parent=old_failed)
     recent_failed = _failed_run(store, tmp_path, "recent-failed")

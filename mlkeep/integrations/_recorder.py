@@ -54,6 +54,9 @@ class Recorder:
 
     def submit(self, job: Job) -> None:
         """Queue `job`; blocks while `MAX_PENDING` jobs are waiting (the worker sets the pace then)."""
+        if self.in_worker():  # a job queueing more: run it now (waiting on a full queue would wait for oneself)
+            job()
+            return
         self._start()
         with self._done:
             self._submitted += 1

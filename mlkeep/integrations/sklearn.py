@@ -427,9 +427,10 @@ def _capture(
         _models.put(est, tracked)  # predictions may point to the model before the recorder has written it
     try:
         snapshot = ModelSnapshot(est)
-    except Exception:  # recorded from the live object; `record_model` says what was skipped
+        X_copy, y_copy = frozen_copy(X), frozen_copy(y)
+    except Exception:  # unpicklable, or no memory for copies: recorded now from the live objects
         return _Fit(config, run, created, method, duration, X, y, tracked, None, live=est)
-    return _Fit(config, run, created, method, duration, frozen_copy(X), frozen_copy(y), tracked, snapshot)
+    return _Fit(config, run, created, method, duration, X_copy, y_copy, tracked, snapshot)
 
 
 def _record_fit(fit: _Fit) -> None:

@@ -70,13 +70,14 @@ class Sketcher:
 
     def keys(self, values: np.ndarray) -> list[int]:
         """`bands` 64-bit keys (the MinHash signature's bands, each hashed with the chunk's shape), then a
-        key of the chunk's magnitude (its mean and spread on a log scale), which ranks candidates."""
+        key of the chunk's magnitude (its range, mean and spread on a log scale), which ranks candidates."""
         tok = self.tokens(values)
         sig = ((self.a[:, None] * tok[None, :] + self.b[:, None]) % _PRIME).min(axis=1)
         width = len(sig) // self.bands
         shape = np.asarray(values.shape, dtype=np.uint64).tobytes()
         sampled = _finite(values.ravel()[:: max(1, values.size // self.sample)]).astype(np.float64)
-        scale = np.rint(np.log2(np.abs([sampled.mean(), sampled.std()]) + 1e-12) * 4).astype(np.int64).tobytes()
+        summary = [sampled.min(), sampled.max(), sampled.mean(), sampled.std()]
+        scale = np.rint(np.log2(np.abs(summary) + 1e-12) * 4).astype(np.int64).tobytes()
         parts = [shape + bytes([i]) + sig[i * width : (i + 1) * width].tobytes() for i in range(self.bands)]
         return [_key(p) for p in [*parts, shape + scale]]
 

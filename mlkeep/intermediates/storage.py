@@ -146,7 +146,7 @@ class ChunkSink:
 
     def _within_tolerance(self, values: np.ndarray, keys: list[int]) -> str | None:
         assert self.index is not None
-        for cand in self.index.candidates(keys):
+        for cand in self.index.candidates(keys, limit=8):  # each is checked on its values: try several
             try:
                 other = load_chunk(self.objects, cand)
             except NotFoundError:  # collected since the index was built

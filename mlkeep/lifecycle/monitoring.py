@@ -28,6 +28,7 @@ from sqlalchemy import select
 
 from mlkeep.errors import InvalidInputError, NoDataError, NotFoundError
 from mlkeep.lifecycle.entities import utc
+from mlkeep.lifecycle.predicting import output_columns
 from mlkeep.lifecycle.drift import FeatureDrift, Thresholds, category_keys, feature_drift, is_categorical
 from mlkeep.metadata.tables import evaluations, predictions
 from mlkeep.tracking.entities import Entity
@@ -196,6 +197,7 @@ def _window(store: Store, version: ModelVersion, start: int, end: int, limit: in
             frames[r.dataset_id] = _frame(store, r.dataset_id, names)
         x = frames[r.dataset_id]
         y = pd.read_parquet(io.BytesIO(store.objects.get_bytes(r.object)))
+        y.columns = output_columns(y.shape[1])  # however they were logged, named as served outputs are
         if len(y) != len(x):
             continue  # not one output per input row: cannot be lined up, so not comparable
         inputs.append(x)

@@ -31,12 +31,17 @@ def predict_frame(model: Any, flavor: str, frame: Any) -> list[Any]:
 
 
 def output_frame(outputs: list[Any]) -> Any:
-    """Outputs as a frame: one `prediction` column, or `y0..yK` for models with several outputs."""
+    """Outputs as a frame with the columns `output_columns` names."""
     import pandas as pd
 
     if outputs and isinstance(outputs[0], list):
-        return pd.DataFrame(outputs, columns=[f"y{i}" for i in range(len(outputs[0]))])
+        return pd.DataFrame(outputs, columns=output_columns(len(outputs[0])))
     return pd.DataFrame({"prediction": outputs})
+
+
+def output_columns(width: int) -> list[str]:
+    """One `prediction` column, or `y0..yK` for models with several outputs (e.g. class scores)."""
+    return ["prediction"] if width == 1 else [f"y{i}" for i in range(width)]
 
 
 def _jsonable(values: list[Any]) -> list[Any]:

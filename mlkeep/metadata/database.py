@@ -118,6 +118,10 @@ class _ConnectionLost(DatabaseUnavailableError):
     """The connection dropped inside a transaction: nothing was written, so `Database.run` may start over."""
 
 
+class _CommitUnknown(DatabaseUnavailableError):
+    """The connection dropped while committing, with no word from the server: written or not, no one knows."""
+
+
 def patience_from_env() -> float:
     """Seconds a caller waits for a busy or unreachable database in all: `MLKEEP_DB_PATIENCE`, else 600."""
     raw = os.environ.get("MLKEEP_DB_PATIENCE", "600")
@@ -165,7 +169,9 @@ def _patiently(fn: Callable[[], Any], what: str, patience: float, retry_if: Call
 
 
 def _state(exc: BaseException) -> str:
-    return "busy" if is_busy(exc) else "unreachable" if is_disconnect(exc) else "in conflict"
+    if is_busy(exc):
+        return "busy"
+    return "unreachable" if is_disconnect(exc) or isinstance(exc, DatabaseUnavailableError) else "in conflict"
 
 
 def _reason(exc: BaseException) -> str:
@@ -240,7 +246,7 @@ class Database:
                         f"The metadata database ended the connection before committing: {_reason(exc)}. "
                         "Nothing of this transaction was written."
                     ) from exc
-                raise DatabaseUnavailableError(
+                raise _CommitUnknown(
                     f"Lost the connection to the metadata database while committing: {_reason(exc)}. "
                     "The transaction may or may not have been written."
                 ) from exc
@@ -260,7 +266,8 @@ class Database:
         return _patiently(attempt, f"begin a write to {self.dialect}", self.patience,
                           lambda e: is_busy(e) or is_disconnect(e))
 
-    def run(self, work: Callable[[Connection], Any], *, patience: float | None = None) -> Any:
+    def run(self, work: Callable[[Connection], Any], *, patience: float | None = None,
+            at_least_once: bool = False) -> Any:
         """`work(conn)` in one transaction, run again while it fails for a transient reason.
 
         For work that may lose a race it cannot see coming: a PostgreSQL
@@ -268,14 +275,19 @@ class Database:
         restarting server, a busy SQLite. `work` must be safe to re-run (it
         starts over on a fresh transaction). Other errors propagate at once;
         `DatabaseUnavailableError` once `patience` (default `self.patience`)
-        is used up.
+        is used up. A connection lost *while committing* leaves it unknown
+        whether the work was written: that is an error too, unless
+        `at_least_once` (writing it twice is better than losing it).
         """
 
         def attempt() -> Any:
             with self.begin() as conn:
                 return work(conn)
 
-        return _patiently(attempt, "run a transaction", self.patience if patience is None else patience, is_transient)
+        def retry_if(exc: BaseException) -> bool:
+            return is_transient(exc) or (at_least_once and isinstance(exc, _CommitUnknown))
+
+        return _patiently(attempt, "run a transaction", self.patience if patience is None else patience, retry_if)
 
     @contextmanager
     def connect(self) -> Iterator[Connection]:

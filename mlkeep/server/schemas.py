@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional, Union
+from typing import Annotated, Any, Optional, Union
 
 from pydantic import BaseModel, Field
 
 from mlkeep.tracking.entities import Run
+
+MAX_INDEX = 2**31 - 1  # the largest row, column, version, offset or limit a request may name
+Int64 = Annotated[int, Field(ge=-(2**63), le=2**63 - 1)]  # what the database stores (steps, timestamps)
+Version = Annotated[int, Field(ge=1, le=MAX_INDEX)]
 
 
 class ExperimentIn(BaseModel):
@@ -35,7 +39,7 @@ class Values(BaseModel):
 class MetricBatch(BaseModel):
     """Points as [key, value (null for NaN), step, timestamp in ms]."""
 
-    points: list[tuple[str, Optional[float], int, int]] = Field(max_length=100_000)
+    points: list[tuple[str, Optional[float], Int64, Int64]] = Field(max_length=100_000)
 
 
 class EndIn(BaseModel):
@@ -49,7 +53,7 @@ class SearchIn(BaseModel):
     page_size: int = 50
     page_token: Optional[str] = None
     experiments: Optional[list[str]] = None
-    offset: int = Field(default=0, ge=0, description="Where to start when no page_token is given.")
+    offset: int = Field(default=0, ge=0, le=MAX_INDEX, description="Where to start when no page_token is given.")
 
 
 class RunPage(BaseModel):
@@ -96,7 +100,7 @@ class EvaluationIn(BaseModel):
     model_id: str
     dataset_id: str
     scores: dict[str, float]
-    confusion_matrix: Optional[list[list[int]]] = None
+    confusion_matrix: Optional[list[list[Int64]]] = None
     class_labels: Optional[list[Any]] = None
     prediction_id: Optional[str] = None
     name: Optional[str] = None
@@ -138,9 +142,9 @@ class RegistryUpdate(BaseModel):
 class AliasIn(BaseModel):
     """Move an alias to `version`. With `expected` (null: the alias must not exist), a compare-and-swap."""
 
-    version: int = Field(ge=1)
+    version: Version
     reason: Optional[str] = None
-    expected: Optional[int] = Field(default=None, description="The version the alias must point at now.")
+    expected: Optional[Version] = Field(default=None, description="The version the alias must point at now.")
 
 
 class ModelCard(BaseModel):

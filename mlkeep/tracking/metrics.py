@@ -209,8 +209,9 @@ class MetricBuffer:
 
             try:
                 # Re-run after a lost race, a busy SQLite or a dropped connection, for up to the
-                # database's patience; then `DatabaseUnavailableError`, with the values kept.
-                self.db.run(write)
+                # database's patience; then `DatabaseUnavailableError`, with the values kept. A
+                # connection lost mid-commit is re-run too: a flush written twice beats one lost.
+                self.db.run(write, at_least_once=True)
             except BaseException:
                 with self._lock:
                     self._rows[:0] = rows

@@ -85,6 +85,7 @@ def mlflow_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str,
         mlflow.set_registry_uri(previous)
 
 
+@pytest.mark.slow  # the MLflow source store takes the official client about a minute to write
 def test_a_store_of_over_100_runs_migrates_with_every_count_and_history(mlflow_store: dict[str, Any],
                                                                        tmp_path: Path) -> None:
     seen: list[tuple[str, int, int]] = []
@@ -124,6 +125,7 @@ def test_a_store_of_over_100_runs_migrates_with_every_count_and_history(mlflow_s
         assert store.registry.get("iris-tree").tags == {"team": "vision"}
 
 
+@pytest.mark.slow  # the MLflow source store takes the official client about a minute to write
 def test_re_running_imports_only_what_is_new(mlflow_store: dict[str, Any], tmp_path: Path) -> None:
     with mlkeep.init(tmp_path) as store:
         first = import_mlflow(store, mlflow_store["uri"])

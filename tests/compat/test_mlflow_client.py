@@ -140,6 +140,7 @@ def test_artifacts_upload_list_download(client: MlflowClient, tmp_path: Path) ->
     assert mlflow.artifacts.load_dict(f"runs:/{run.info.run_id}/config.json") == {"k": [1, 2]}
 
 
+@pytest.mark.slow  # MLflow's model saving imports skops, sklearn's estimator list, torch: ~30 s once
 def test_sklearn_log_model_then_load_model_predicts_the_same(mlkeep_server: Any, iris: Any) -> None:
     X, y = iris
     model = LogisticRegression(max_iter=300).fit(X, y)
@@ -159,6 +160,7 @@ def test_sklearn_log_model_then_load_model_predicts_the_same(mlkeep_server: Any,
         assert pickled.model_id in {n.id for n in store.lineage(run.info.run_id, "down").of_kind("model")}
 
 
+@pytest.mark.slow  # MLflow's model saving imports skops, sklearn's estimator list, torch: ~30 s once
 def test_registry_versions_aliases_tags_and_models_uri(client: MlflowClient, iris: Any) -> None:
     X, y = iris
     models = [LogisticRegression(C=c, max_iter=300).fit(X, y) for c in (0.01, 10.0)]
@@ -194,6 +196,7 @@ def test_registry_versions_aliases_tags_and_models_uri(client: MlflowClient, iri
         client.delete_registered_model("iris-clf")
 
 
+@pytest.mark.slow  # MLflow's model saving imports skops, sklearn's estimator list, torch: ~30 s once
 def test_autolog_records_a_sklearn_fit(mlkeep_server: Any, client: MlflowClient, iris: Any) -> None:
     X, y = iris
     mlflow.set_experiment("autolog")

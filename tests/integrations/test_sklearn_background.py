@@ -129,3 +129,14 @@ print(recorder.pending)
         X, y = load_iris(return_X_y=True)
         expected = RandomForestClassifier(n_estimators=5, random_state=0).fit(X, y).predict(X)
         np.testing.assert_array_equal(mlkeep.load_model(model.id, store).predict(X), expected)
+
+
+def test_tracked_model_waits_until_its_model_can_be_loaded(store: Store) -> None:
+    X, y = load_iris(return_X_y=True)
+    with mlkeep.sklearn.autolog(store=store):
+        with recorder_held():
+            est = LogisticRegression(max_iter=500).fit(X, y)
+            assert store.list_models() == []
+        tracked = mlkeep.sklearn.tracked_model(est)
+        assert tracked is not None and tracked.dataset_id is not None
+        np.testing.assert_array_equal(mlkeep.load_model(tracked.model_id, store).predict(X), est.predict(X))

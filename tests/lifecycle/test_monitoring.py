@@ -165,3 +165,52 @@ def test_cli_report_html_card_and_rest_route(wine_folder: Any, tmp_path: Path) -
         "NOT_FOUND"
     r = api.get("/api/monitoring/wine-clf/report", params={"window": "soon"})
     assert r.status_code == 400 and r.json()["error"]["code"] == "INVALID_INPUT"
+
+
+def test_regressor_labels_give_mae_and_rmse(store: Any) -> None:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from mlkeep.tracking.datasets import log_dataset
+    from mlkeep.tracking.predictions import log_predictions
+
+    X, y = load_diabetes(return_X_y=True, as_frame=True)
+    with store.start_run("diabetes") as run:
+        ds = run.log_dataset(X.iloc[:300], "diabetes-train", targets=y.iloc[:300])
+        est = Ridge().fit(X.iloc[:300], y.iloc[:300])
+        m = run.log_model(est, trained_on=ds)
+        run.log_evaluation(m, ds, {"rmse": 50.0}, name="train")
+    store.registry.register("diabetes", m.id)
+    live, truth = X.iloc[300:], y.iloc[300:].to_numpy()
+    p = log_predictions(store.db, store.objects, m.id, log_dataset(store.db, store.objects, live), est.predict(live))
+    store.log_labels(p.id, truth)
+    perf = monitor_report(store, "diabetes").performance
+    error = est.predict(live) - truth
+    assert perf is not None and perf.metric == "rmse" and perf.offline == {"rmse": 50.0}
+    assert perf.live["mae"] == pytest.approx(np.abs(error).mean())
+    assert perf.live["rmse"] == pytest.approx(np.sqrt((error ** 2).mean()))
+    assert perf.change == pytest.approx(perf.live["rmse"] - 50.0)
+
+
+def test_torch_class_scores_give_accuracy_by_argmax(store: Any, digits: Any) -> None:
+    import torch
+    from lifecycle_nets import DigitsNet
+
+    from mlkeep.tracking.datasets import log_dataset
+    from mlkeep.tracking.predictions import log_predictions
+
+    X, y = digits
+    torch.manual_seed(0)
+    net = DigitsNet()
+    with store.start_run("digits") as run:
+        ds = run.log_dataset(X[:1000], "digits", targets=y[:1000])
+        store.repo("digits-net").commit(net, "init", run=run, datasets=[ds])
+    v = store.registry.register("digits", "digits-net@main")
+    scores = net(torch.as_tensor(X[1000:1200], dtype=torch.float32)).detach().numpy()
+    p = log_predictions(store.db, store.objects, v.model_id, log_dataset(store.db, store.objects, X[1000:1200]),
+                        scores)
+    store.log_labels(p.id, y[1000:1200])
+    r = monitor_report(store, "digits/1")
+    assert r.performance is not None
+    assert r.performance.live["accuracy"] == pytest.approx(float((scores.argmax(axis=1) == y[1000:1200]).mean()))
+    assert len(r.outputs) == 10 and len(r.features) == 64

@@ -91,9 +91,9 @@ def test_commits_register_and_load_torch_and_sklearn(store: Any, digits: Any) ->
         ds = run.log_dataset(X, "digits", targets=y)
         c = store.repo("digits-net").commit(net, "init", run=run, datasets=[ds])
         store.repo("digits-tree").commit(tree, "fit", run=run, datasets=[ds])
-    v1 = store.registry.register("digits", f"digits-net@main")
+    v1 = store.registry.register("digits", "digits-net@main")
     v2 = store.registry.register("digits", c.id[:10])  # a commit id prefix finds the repository
-    v3 = store.registry.register("digits", "digits-tree@main")
+    store.registry.register("digits", "digits-tree@main")
     assert v1.model_id == v2.model_id and v1.dataset_id == ds.id and v1.run_id == run.id
     loaded = store.load_model("models:/digits/2")
     x = torch.as_tensor(X[:5], dtype=torch.float32)

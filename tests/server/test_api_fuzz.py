@@ -37,7 +37,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", create_app(STORE)).excl
 
 @pytest.mark.slow
 @schema.parametrize()
-@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=20, deadline=None, suppress_health_check=list(HealthCheck))
 def test_no_request_the_spec_allows_gets_a_server_error(case: Any) -> None:
     response = case.call()
     case.validate_response(response, checks=[not_a_server_error])

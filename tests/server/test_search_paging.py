@@ -36,8 +36,8 @@ def test_pages_at_any_offset_join_up_to_the_whole_answer(store: Store, runs: lis
 def test_a_limit_in_the_filter_caps_the_whole_answer(store: Store, runs: list[str], remote: Any) -> None:
     whole = [r.id for r in store.search_runs("metrics.acc >= 0 ORDER BY metrics.acc DESC LIMIT 9")]
     assert len(whole) == 9
-    paged = [r.id for start in (0, 4, 8) for r in store.search_runs("metrics.acc >= 0 ORDER BY metrics.acc DESC LIMIT 9",
-                                                                    limit=4, offset=start)]
+    capped = "metrics.acc >= 0 ORDER BY metrics.acc DESC LIMIT 9"
+    paged = [r.id for start in (0, 4, 8) for r in store.search_runs(capped, limit=4, offset=start)]
     assert paged == whole
     assert [r.id for r in remote.search_runs("", "metrics.acc DESC", offset=20)] == \
         [r.id for r in store.search_runs("", "metrics.acc DESC")][20:]

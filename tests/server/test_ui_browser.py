@@ -192,7 +192,8 @@ def test_registry_lists_models_and_shows_versions_aliases_history_and_card(site:
     assert "bias helps on validation" in history and "safe choice" in history
     assert page.locator("#history tr").count() == 4  # header and three moves
     card = page.wait_for_selector("iframe#card")
-    page.wait_for_function("document.querySelector('iframe#card').contentDocument.body.innerText.includes('Model card')")
+    page.wait_for_function(
+        "document.querySelector('iframe#card').contentDocument.body.innerText.includes('Model card')")
     text = card.content_frame().inner_text("body")
     assert "digits-net version 2" in text and "Alias history" in text
     page.wait_for_selector("#monitor iframe, #monitor [data-code]")  # a report, or why there is none
@@ -212,7 +213,8 @@ def test_intermediates_list_and_top_k_view(site: Any, page: Any, tmp_path: Path)
     page.fill("#neuron", "2")
     page.fill("#k", "5")
     page.click("#run")
-    page.wait_for_function("location.hash.includes('neuron=2') && document.querySelectorAll('#topk-table tr[data-row]').length === 5")
+    page.wait_for_function("location.hash.includes('neuron=2') && "
+                           "document.querySelectorAll('#topk-table tr[data-row]').length === 5")
     page.wait_for_selector("#topk-table tr[data-row] canvas.digit")
     from mlkeep.client import RemoteStore
 

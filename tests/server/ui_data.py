@@ -80,7 +80,8 @@ def registry(store: Store, model_id: str) -> dict[str, Any]:
     """Two registered models: the logged classifier, and the repository's tagged and latest commits."""
     reg = store.registry
     reg.register("digits-clf", model_id, description="logistic regression on digits features")
-    reg.update_model("digits-clf", description="Classifies the digits features into three groups.", tags={"team": "vision"})
+    reg.update_model("digits-clf", description="Classifies the digits features into three groups.",
+                     tags={"team": "vision"})
     reg.set_alias("digits-clf", "production", 1, reason="first release")
     reg.register("digits-net", "digits-net@v1")
     reg.register("digits-net", "digits-net@main", description="encoder bias trained")

@@ -26,7 +26,6 @@ from mlkeep.compat.mlflow.messages import ARTIFACTS_SCHEME, RUNS_ROOT, key_value
 from mlkeep.errors import InvalidInputError, NotFoundError, UnsupportedError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.metadata.tables import artifacts, models
-from mlkeep.tracking import runs
 from mlkeep.tracking.entities import Model
 from mlkeep.tracking.models import insert_model
 
@@ -200,9 +199,3 @@ def _sklearn_pickle(store: Store, run_id: str, model_id: str) -> str | None:
         return None
     return files.get(f"{folder}/{fields.get('pickled_model', 'model.pkl')}")
 
-
-def require_run_of(store: Store, model_id: str) -> str:
-    """The source run of a logged model."""
-    row, _ = _read(store, model_id)
-    runs.require_run(store.db, row.run_id)
-    return str(row.run_id)

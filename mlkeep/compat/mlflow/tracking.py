@@ -22,7 +22,7 @@ from mlkeep.errors import InvalidInputError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.metadata.tables import datasets, links
 from mlkeep.metadata.tables import metrics as metrics_table
-from mlkeep.tracking import experiments, runs
+from mlkeep.tracking import runs
 from mlkeep.tracking.entities import Dataset, Experiment, RunStatus
 from mlkeep.tracking.experiments import DEFAULT_EXPERIMENT
 from mlkeep.tracking.lineage import add_links

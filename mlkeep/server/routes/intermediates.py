@@ -5,14 +5,18 @@ from __future__ import annotations
 from typing import Annotated, Any, Optional
 
 from fastapi import APIRouter, Query
+from pydantic import Field
 
 from mlkeep.intermediates import Intermediate
 from mlkeep.server.app import CTX, JSON
+from mlkeep.server.schemas import MAX_INDEX
 from mlkeep.server.services import intermediates as service
 
 router = APIRouter(prefix="/intermediates", tags=["intermediates"])
 Source = Annotated[str, Query(pattern="^(auto|read|rerun)$", description="auto: whichever the cost model says.")]
-Indices = Annotated[Optional[list[int]], Query(description="Repeatable; all when absent.")]
+Index = Annotated[int, Query(ge=0, le=MAX_INDEX)]
+Item = Annotated[int, Field(ge=0, le=MAX_INDEX)]
+Indices = Annotated[Optional[list[Item]], Query(description="Repeatable; all when absent.")]
 
 
 @router.get("", response_model=list[Intermediate])
@@ -44,14 +48,14 @@ def values(ref: str, ctx: CTX, rows: Indices = None, columns: Indices = None, so
 
 
 @router.get("/{ref}/topk")
-def topk(ref: str, ctx: CTX, neuron: Annotated[int, Query(ge=0)], k: Annotated[int, Query(ge=1, le=10_000)] = 10,
+def topk(ref: str, ctx: CTX, neuron: Index, k: Annotated[int, Query(ge=1, le=10_000)] = 10,
          largest: bool = True, source: Source = "auto") -> Any:
     """The `k` examples that activate column `neuron` most (or least, with largest=false)."""
     return JSON(service.topk(ctx.store, ctx.principal, ref, neuron, k, largest, source))
 
 
 @router.get("/{ref}/knn")
-def knn(ref: str, ctx: CTX, row: Annotated[int, Query(ge=0)], k: Annotated[int, Query(ge=1, le=10_000)] = 10,
+def knn(ref: str, ctx: CTX, row: Index, k: Annotated[int, Query(ge=1, le=10_000)] = 10,
         metric: Annotated[str, Query(pattern="^(euclidean|cosine)$")] = "euclidean", source: Source = "auto") -> Any:
     """The `k` examples nearest example `row` in this layer's space."""
     return JSON(service.knn(ctx.store, ctx.principal, ref, row, k, metric, source))
@@ -64,6 +68,6 @@ def stats(ref: str, ctx: CTX, by_targets: bool = True, columns: Indices = None, 
 
 
 @router.get("/{ref}/inputs")
-def inputs(ref: str, ctx: CTX, rows: Annotated[list[int], Query()]) -> Any:
+def inputs(ref: str, ctx: CTX, rows: Annotated[list[Item], Query()]) -> Any:
     """The dataset's input rows (and targets) the intermediate was computed from, e.g. top-k examples."""
     return JSON(service.inputs(ctx.store, ctx.principal, ref, rows))

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
 
 from mlkeep.lifecycle.entities import ModelVersion, RegisteredModel, Transition
 from mlkeep.server.app import CTX
-from mlkeep.server.schemas import AliasIn, ModelCard, RegisterIn, RegistryUpdate
+from mlkeep.server.schemas import MAX_INDEX, AliasIn, ModelCard, RegisterIn, RegistryUpdate
 from mlkeep.server.services.registry import registry
 
 router = APIRouter(prefix="/registry", tags=["registry"])
-Version = Annotated[int, Query(ge=1)]
+Version = Annotated[int, Query(ge=1, le=MAX_INDEX)]
+VersionPath = Annotated[int, Path(ge=1, le=MAX_INDEX)]
 
 
 @router.get("/models", response_model=list[RegisteredModel])
@@ -54,12 +55,12 @@ def register(name: str, body: RegisterIn, ctx: CTX) -> Any:
 
 
 @router.get("/models/{name}/versions/{version}", response_model=ModelVersion)
-def get_version(name: str, version: int, ctx: CTX) -> Any:
+def get_version(name: str, version: VersionPath, ctx: CTX) -> Any:
     return registry(ctx.store, ctx.principal).get_version(name, version)
 
 
 @router.patch("/models/{name}/versions/{version}", response_model=ModelVersion)
-def update_version(name: str, version: int, body: RegistryUpdate, ctx: CTX) -> Any:
+def update_version(name: str, version: VersionPath, body: RegistryUpdate, ctx: CTX) -> Any:
     return registry(ctx.store, ctx.principal, "write").update_version(
         name, version, description=body.description, owner=body.owner, tags=body.tags)
 

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Path, Query, Request
 from fastapi.responses import FileResponse
 
 from mlkeep.server.app import CTX, JSON
+from mlkeep.server.schemas import MAX_INDEX
 from mlkeep.server.services import repositories as repos
 from mlkeep.server.routes.artifacts import _file
 
@@ -24,7 +25,8 @@ def repositories(ctx: CTX) -> Any:
 
 
 @router.get("/repositories/{name}/log")
-def log(name: str, ctx: CTX, ref: Ref = "main", limit: Annotated[Optional[int], Query(ge=1)] = None) -> Any:
+def log(name: str, ctx: CTX, ref: Ref = "main",
+        limit: Annotated[Optional[int], Query(ge=1, le=MAX_INDEX)] = None) -> Any:
     """Commits reachable from `ref`, newest first."""
     return repos.repository(ctx.store, ctx.principal, name).log(ref, limit=limit)
 

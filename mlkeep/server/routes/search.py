@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 
 from mlkeep.server.services import search
 from mlkeep.server.app import CTX, JSON
-from mlkeep.server.schemas import RunPage, SearchIn
+from mlkeep.server.schemas import MAX_INDEX, RunPage, SearchIn
 
 router = APIRouter(tags=["search"])
 
@@ -21,7 +21,7 @@ def search_runs(
     page_size: Annotated[int, Query(ge=1, le=search.MAX_PAGE)] = 50,
     page_token: Optional[str] = None,
     experiments: Annotated[Optional[list[str]], Query()] = None,
-    offset: Annotated[int, Query(ge=0, description="Where to start when no page_token is given.")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INDEX, description="Where to start when no page_token is given.")] = 0,
 ) -> Any:
     """A page of runs matching `filter` (400 FILTER_SYNTAX with `position` for a malformed one)."""
     runs, token = search.search_page(ctx.store, ctx.principal, filter, order_by, page_size, page_token, experiments,

@@ -42,7 +42,7 @@ def _offset(token: str | None) -> int:
         offset = int(data["offset"])
     except (ValueError, KeyError, TypeError):
         raise InvalidInputError("page_token is not a token this server gave out.") from None
-    if offset < 0:
+    if not 0 <= offset < 2**62:
         raise InvalidInputError("page_token is not a token this server gave out.")
     return offset
 

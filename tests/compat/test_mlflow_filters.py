@@ -1,0 +1,142 @@
+"""MLflow's search syntax in mlkeep's terms: every filter the MLflow client may send selects the runs MLflow would."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mlkeep.compat.mlflow import filters
+from mlkeep.errors import FilterSyntaxError, InvalidInputError, UnsupportedError
+from mlkeep.store import Store
+from mlkeep.tracking import runs
+from mlkeep.tracking.entities import Experiment
+
+# (name, model param, acc metric, team tag) of the runs every filter below is checked against.
+ROWS = [("rf-1", "rf", 0.91, "vision"), ("rf-2", "rf", 0.72, "nlp"), ("svm-1", "svm", 0.95, "vision"),
+        ("svm-2", "svm", None, "nlp"), ("knn_1", "knn", 0.55, "vision")]
+
+
+@pytest.fixture
+def seeded(store: Store) -> Iterator[Store]:
+    for name, model, acc, team in ROWS:
+        with store.start_run("filters", name, tags={"team": team}) as run:
+            run.log_params({"model": model})
+            if acc is not None:
+                run.log_metric("acc", acc)
+    runs.delete_run(store.db, store.search_runs("attributes.run_name = 'knn_1'")[0].id)
+    yield store
+
+
+# MLflow filter, then the names it selects among the live runs (order: as sorted by name).
+CASES = [
+    ("", ["rf-1", "rf-2", "svm-1", "svm-2"]),
+    ("metrics.acc > 0.9", ["rf-1", "svm-1"]),
+    ("metrics.acc >= 0.72 and params.model = 'rf'", ["rf-1", "rf-2"]),
+    ("params.model != 'rf'", ["svm-1", "svm-2"]),
+    ("tags.team = 'nlp'", ["rf-2", "svm-2"]),
+    ('tags."team" = "vision"', ["rf-1", "svm-1"]),
+    ("tags.`team` LIKE 'vis%'", ["rf-1", "svm-1"]),
+    ("attributes.run_name ILIKE 'SVM%'", ["svm-1", "svm-2"]),
+    ("run_name = 'rf-2'", ["rf-2"]),
+    ("attribute.status = 'FINISHED' and metrics.acc < 0.8", ["rf-2"]),
+    ("params.model IN ('svm', 'knn')", ["svm-1", "svm-2"]),
+    ("metrics.acc > 0.1 AND tags.team = 'vision' AND params.model = 'svm'", ["svm-1"]),
+    ("attributes.start_time > 0", ["rf-1", "rf-2", "svm-1", "svm-2"]),
+]
+
+
+@pytest.mark.parametrize("mlflow_filter,names", CASES, ids=[c[0] or "(none)" for c in CASES])
+def test_mlflow_filters_select_what_mlflow_would(seeded: Store, mlflow_filter: str, names: list[str]) -> None:
+    found = seeded.search_runs(filters.run_filter(mlflow_filter, None), ["attributes.run_name ASC"])
+    assert [r.name for r in found] == names
+
+
+@pytest.mark.parametrize("view,names", [("ACTIVE_ONLY", ["rf-1", "rf-2", "svm-1", "svm-2"]), ("DELETED_ONLY", ["knn_1"]),
+                                        ("ALL", ["knn_1", "rf-1", "rf-2", "svm-1", "svm-2"]), (2, ["knn_1"]),
+                                        (None, ["rf-1", "rf-2", "svm-1", "svm-2"])])
+def test_view_types_choose_by_lifecycle_stage(seeded: Store, view: object, names: list[str]) -> None:
+    found = seeded.search_runs(filters.run_filter("", view), ["attributes.run_name ASC"])
+    assert [r.name for r in found] == names
+
+
+def test_order_by_as_mlflow_writes_it(seeded: Store) -> None:
+    found = seeded.search_runs(filters.run_filter("", None), filters.order_by(["metrics.acc DESC", " ", "name"]))
+    assert [r.name for r in found] == ["svm-1", "rf-1", "rf-2", "svm-2"]  # a run lacking the metric comes last
+
+
+def test_dataset_keys_and_bad_view_types_are_refused_by_name() -> None:
+    with pytest.raises(UnsupportedError, match="datasets"):
+        filters.run_filter("datasets.digest = 'abc'", None)
+    assert "datasets." in filters.run_filter("params.p = 'datasets.x'", None)  # inside a string it is a value
+    with pytest.raises(InvalidInputError, match="ACTIVE_ONLY"):
+        filters.view_stage("SOMETIMES")
+
+
+# Clauses of MLflow's grammar over keys of every kind; any AND/OR/parentheses combination of them must
+# compile: a translation never turns a valid MLflow filter into a syntax error.
+KEYS = st.sampled_from(["metrics.acc", "metrics.`my loss`", 'metrics."a.b"', "params.model", "params.`lr`",
+                        "tags.team", "tags.`mlflow.runName`", "attributes.run_name", "run_name",
+                        "attributes.status", "attribute.start_time", "attributes.end_time"])
+NUMBER = st.floats(allow_nan=False, allow_infinity=False, width=32).map(lambda x: repr(round(x, 4)))
+TEXT = st.text(st.characters(codec="ascii", categories=["L", "N"]), max_size=8).map(lambda s: f"'{s}'")
+
+
+@st.composite
+def clause(draw: st.DrawFn) -> str:
+    key = draw(KEYS)
+    numeric = key.startswith("metrics") or key.endswith("_time")
+    if numeric:
+        return f"{key} {draw(st.sampled_from(['=', '!=', '<', '<=', '>', '>=']))} {draw(NUMBER)}"
+    op = draw(st.sampled_from(["=", "!=", "LIKE", "ILIKE", "IN"]))
+    if op == "IN":
+        return f"{key} IN ({', '.join(draw(st.lists(TEXT, min_size=1, max_size=3)))})"
+    return f"{key} {op} {draw(TEXT)}"
+
+
+expression = st.recursive(clause(), lambda inner: st.tuples(inner, st.sampled_from([" and ", " AND ", " or "]),
+                                                              inner).map(lambda t: f"({t[0]}{t[1]}{t[2]})"),
+                          max_leaves=6)
+
+
+@settings(max_examples=150, deadline=None)
+@given(expression, st.sampled_from([None, "ACTIVE_ONLY", "DELETED_ONLY", "ALL"]))
+def test_every_mlflow_filter_translates_to_a_valid_mlkeep_filter(text: str, view: str | None) -> None:
+    from mlkeep.tracking.filters import parse_filter
+
+    translated = filters.run_filter(text, view)
+    parse_filter(translated)  # raises FilterSyntaxError if the translation broke it
+    assert (view == "ALL") == ("lifecycle_stage" not in translated)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(st.integers(min_value=0, max_value=50), max_size=40), st.integers(1, 10))
+def test_pages_cover_every_item_once_in_order(items: list[int], size: int) -> None:
+    seen, token = [], None
+    while True:
+        chunk, token = filters.page(items, filters.offset_of(token), size)
+        seen += chunk
+        if token is None:
+            break
+    assert seen == items
+
+
+@pytest.mark.parametrize("text,expected", [
+    ("name = 'a'", ["a"]), ("name LIKE 'a%'", ["a", "ab"]), ("name ilike 'A_'", ["ab"]), ("name != 'a'", ["ab", "b"]),
+    ("name LIKE 'a%' AND name != 'a'", ["ab"]), ("", ["a", "ab", "b"]),
+])
+def test_experiment_filters(text: str, expected: list[str]) -> None:
+    found = [Experiment(id=n, name=n, creation_time=i) for i, n in enumerate(["a", "ab", "b"])]
+    keep = filters.experiment_filter(text)
+    assert [e.name for e in filters.sort_experiments([e for e in found if keep(e)], ["name ASC"])] == expected
+
+
+def test_experiment_filters_mlflow_has_and_mlkeep_does_not_are_refused() -> None:
+    with pytest.raises(UnsupportedError, match="by name only"):
+        filters.experiment_filter("tags.k = 'v'")
+    with pytest.raises(FilterSyntaxError):
+        filters.sort_experiments([], ["owner DESC"])
+    assert re.search("offset", filters.token_for(3)) is None  # opaque to clients
