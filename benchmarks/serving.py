@@ -91,6 +91,7 @@ async def load(url: str, rows: list[list[float]], requests: int, concurrency: in
     async def worker(client: httpx.AsyncClient) -> None:
         nonlocal next_index, failed
         while next_index < requests:
+            why = ""
             i = next_index
             next_index += 1
             row = rows[i % len(rows)]
@@ -98,12 +99,16 @@ async def load(url: str, rows: list[list[float]], requests: int, concurrency: in
             try:
                 r = await client.post("/predict", json={"inputs": [row]})
                 ok = r.status_code == 200
+                why = f"HTTP {r.status_code}: {r.text[:200]}"
                 if ok and answers is not None:  # answered by the version it says, with that version's prediction
                     ok = r.json()["predictions"] == [answers[r.headers["X-Mlkeep-Model-Version"]][i % len(rows)]]
-            except httpx.HTTPError:
-                ok = False
+                    why = "a prediction that is not the version's own"
+            except httpx.HTTPError as exc:
+                ok, why = False, f"{type(exc).__name__}: {exc}"
             latencies.append(time.perf_counter() - t0)
-            failed += not ok
+            if not ok:
+                failed += 1
+                print(f"failed request to {url}: {why}", file=sys.stderr)
 
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, limits=limits, timeout=30) as client:

@@ -96,19 +96,19 @@ def _database_problems(store: Store) -> list[str]:
 def _references(store: Store) -> Iterator[tuple[str, str, str]]:
     """(kind, entity id, object id) for every object the metadata points to."""
     with store.db.connect() as conn:
-        for row in conn.execute(select(artifacts.c.run_id, artifacts.c.path, artifacts.c.object)):
-            yield "artifact", f"{row.run_id}/{row.path}", row.object
+        for run_id, path, oid in conn.execute(select(artifacts.c.run_id, artifacts.c.path, artifacts.c.object)):
+            yield "artifact", f"{run_id}/{path}", oid
         for table, kind in ((models, "model"), (predictions, "prediction")):
-            for row in conn.execute(select(table.c.id, table.c.object).where(table.c.object.is_not(None))):
-                yield kind, row.id, row.object
-        for row in conn.execute(select(datasets.c.id, datasets.c.document)):
-            oid = json.loads(row.document).get("object")
+            for entity_id, oid in conn.execute(select(table.c.id, table.c.object).where(table.c.object.is_not(None))):
+                yield kind, entity_id, oid
+        for entity_id, document in conn.execute(select(datasets.c.id, datasets.c.document)):
+            oid = json.loads(document).get("object")
             if oid:
-                yield "dataset", row.id, oid
-        for row in conn.execute(select(commits.c.id, commits.c.tree, commits.c.pruned_time)):
-            yield "commit", row.id, row.id
-            if row.pruned_time is None:  # retention dropped the weights of a pruned commit on purpose
-                yield "tree", row.id, row.tree
+                yield "dataset", entity_id, oid
+        for commit_id, tree, pruned in conn.execute(select(commits.c.id, commits.c.tree, commits.c.pruned_time)):
+            yield "commit", commit_id, commit_id
+            if pruned is None:  # retention dropped the weights of a pruned commit on purpose
+                yield "tree", commit_id, tree
         stored = conn.execute(select(intermediates.c.id, intermediates.c.manifest)
                               .where(intermediates.c.manifest.is_not(None))).all()
     for inter_id, manifest in stored:

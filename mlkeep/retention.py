@@ -28,6 +28,7 @@ import json
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, delete, func, or_, select, update
@@ -137,11 +138,12 @@ def apply_retention(store: Store, *, dry_run: bool = False, now_ms: int | None =
     if dry_run:
         return report
     for batch in _chunks(purge, PURGE_BATCH):
-        store.db.run(lambda conn, b=batch: _purge_runs(conn, b))
-    if report.versions_pruned:
-        with store.db.begin() as conn:
-            conn.execute(update(commits).where(commits.c.id.in_(report.versions_pruned),
-                                               commits.c.pruned_time.is_(None)).values(pruned_time=now))
+        store.db.run(partial(_purge_runs, run_ids=batch))
+    for ids in _chunks(report.versions_pruned):
+        with store.db.begin() as conn:  # a commit tagged or made a branch head meanwhile keeps its weights
+            conn.execute(update(commits).where(commits.c.id.in_(ids), commits.c.pruned_time.is_(None),
+                                               commits.c.id.not_in(select(refs.c.commit_id)))
+                         .values(pruned_time=now))
     return report
 
 

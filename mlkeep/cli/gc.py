@@ -5,7 +5,7 @@ Each wraps one library call: `mlkeep.gc.gc` and `mlkeep.retention.get_policy` / 
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -67,7 +67,8 @@ def set_(
     from mlkeep import retention
 
     store = _common.open_store(ctx)
-    given = {"failed_runs_days": failed_runs, "deleted_runs_days": deleted_runs, "keep_versions": keep_versions}
+    given: dict[str, Any] = {"failed_runs_days": failed_runs, "deleted_runs_days": deleted_runs,
+                             "keep_versions": keep_versions}
     policy = retention.set_policy(store, replace(retention.get_policy(store),
                                                  **{k: v for k, v in given.items() if v is not None}))
     _print(policy, json_)

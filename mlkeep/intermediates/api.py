@@ -102,7 +102,7 @@ class Intermediates:
         writers = {layer: storage.LayerWriter(sink, codecs[layer], n, block_rows=self.block_rows,
                                               chunk_bytes=self.chunk_bytes) for layer in names}
         try:
-            times = cap.run(runnable, X, names, lambda layer, start, values: writers[layer].add(
+            cap.run(runnable, X, names, lambda layer, start, values: writers[layer].add(
                 start, values, probe.shapes[layer]), batch_size=batch_size, progress=progress)
             results = {layer: w.finish() for layer, w in writers.items()}
         finally:

@@ -124,7 +124,7 @@ def _run_torch(module: Any, X: Any, layers: Sequence[str], emit: Emit, batch_siz
             # copy: a later in-place op (ReLU(inplace=True)) would change a shared buffer
             values = tensor.detach().to("cpu", torch.float32).reshape(tensor.shape[0], -1).numpy().copy()
             times.taking[name] = times.taking.get(name, 0.0) + time.perf_counter() - t0
-            emit(name, state["row"], values)
+            emit(name, int(state["row"]), values)
             state["overhead"] += time.perf_counter() - t0
             if name == stop_after:
                 raise _Stop

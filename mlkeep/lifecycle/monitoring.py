@@ -28,7 +28,7 @@ from sqlalchemy import select
 
 from mlkeep.errors import InvalidInputError, NoDataError, NotFoundError
 from mlkeep.lifecycle.entities import utc
-from mlkeep.lifecycle.predicting import output_columns
+from mlkeep.lifecycle.predicting import flavor_of, output_columns, output_frame, predict_frame
 from mlkeep.lifecycle.drift import FeatureDrift, Thresholds, category_keys, feature_drift, is_categorical
 from mlkeep.metadata.tables import evaluations, predictions
 from mlkeep.tracking.entities import Entity
@@ -243,8 +243,6 @@ def _frame(store: Store, dataset_id: str, names: list[str] | None = None) -> Any
 
 def _reference_outputs(store: Store, version: ModelVersion, inputs: Any) -> Any:
     """The version's predictions on the reference inputs, shaped as served predictions are logged."""
-    from mlkeep.lifecycle.predicting import flavor_of, output_frame, predict_frame
-
     model = store.registry.load_version(version)
     flavor = flavor_of(model)
     if flavor == "torch":

@@ -92,7 +92,7 @@ class ServingState:
         self._checked = time.monotonic()
         try:
             number = self.registry.alias_version(self.name, self.alias)
-        except MlkeepError as exc:  # alias deleted: keep serving what we have
+        except Exception as exc:  # alias deleted, database busy: keep serving what we have, never fail a request
             log.warning("cannot re-read %s: %s; serving version %s", self.ref, exc, self.current.version.version)
             return
         if number != self.current.version.version and self._loading.acquire(blocking=False):

@@ -10,7 +10,6 @@ import torch
 
 from mlkeep.errors import CodecMismatchError, DatasetUnavailableError, LayerNotFoundError, RowsOutOfRangeError
 from mlkeep.intermediates.codecs import error_bound, parse_codec
-from mlkeep.intermediates.queries import overlap
 
 
 def _plain(cnn, X, layer):  # type: ignore[no-untyped-def]

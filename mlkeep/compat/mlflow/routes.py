@@ -173,7 +173,7 @@ def get_experiment_by_name(store: READ, body: BODY) -> Any:
     return {"experiment": messages.experiment(exp)}
 
 
-@router.api_route(f"{API}/experiments/search", methods=["GET", "POST"])
+@router.post(f"{API}/experiments/search")
 def search_experiments(store: READ, body: BODY) -> Any:
     stage = filters.view_stage(body.get("view_type"))
     found = experiments.list_experiments(store.db, stage or "all")
@@ -295,7 +295,7 @@ def log_model_history(store: WRITE, body: BODY) -> Any:
     return {}
 
 
-@router.api_route(f"{API}/runs/search", methods=["GET", "POST"])
+@router.post(f"{API}/runs/search")
 def search_runs(store: READ, body: BODY) -> Any:
     ids = [tracking.experiment(store, e).id for e in _list(body.get("experiment_ids"))]
     size = filters.page_size(body.get("max_results"), 1000, MAX_RUNS_PAGE)
@@ -412,7 +412,7 @@ def get_registered_model(store: READ, body: BODY) -> Any:
     return {"registered_model": registry.registered_model(store, _need(body, "name"))}
 
 
-@router.api_route(f"{API}/registered-models/search", methods=["GET", "POST"])
+@router.get(f"{API}/registered-models/search")
 def search_registered_models(store: READ, body: BODY) -> Any:
     found = [registry.registered_model(store, rm.name) for rm in store.registry.search(registry.model_filter(body.get("filter")))]
     size = filters.page_size(body.get("max_results"), 100, 10_000)
@@ -487,7 +487,7 @@ def set_model_version_tag(store: WRITE, body: BODY) -> Any:
     return {}
 
 
-@router.api_route(f"{API}/model-versions/search", methods=["GET", "POST"])
+@router.get(f"{API}/model-versions/search")
 def search_model_versions(store: READ, body: BODY) -> Any:
     found = [messages.model_version(v) for v in registry.search_versions(store, body.get("filter"))]
     size = filters.page_size(body.get("max_results"), 10_000, 200_000)
@@ -515,8 +515,9 @@ _UNSUPPORTED = {
 }
 
 
-@router.api_route(API + "/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
-@router.api_route(ARTIFACTS + "/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"])
+@router.api_route(API + "/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"], include_in_schema=False)
+@router.api_route(ARTIFACTS + "/{rest:path}", methods=["GET", "POST", "PATCH", "DELETE", "PUT"],
+                  include_in_schema=False)
 def unsupported(rest: str, request: Request) -> Any:
     """Any other MLflow call: a clear NOT_IMPLEMENTED, never a 404 page or a 500."""
     what = next((v for k, v in _UNSUPPORTED.items() if rest.startswith(k)), f"{request.method} {request.url.path}")
