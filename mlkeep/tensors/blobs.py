@@ -48,7 +48,7 @@ def compress(data: bytes | memoryview | np.ndarray, level: int) -> bytes:
     return comp.compress(data)  # type: ignore[no-any-return]
 
 
-def decompress(data: bytes) -> bytes:
+def decompress(data: bytes | memoryview) -> bytes:
     """The content of a zstd frame; `CorruptObjectError` when it is not one."""
     dec = getattr(_local, "decompressor", None)
     if dec is None:
