@@ -5,9 +5,12 @@ their objects and rows) costs several times what answering it does; in a
 thread of the server it would hold the GIL that answers need. So when the
 store can be opened again from another process (a folder or a database
 server, not `memory://`), a writer process does it and the server only
-hands over the arrays through a bounded queue; otherwise a thread does. Each
-Prediction is written under the id announced to the client, so labels can
-be logged against it as soon as it is written (`flush` waits for that).
+hands over the arrays through a bounded queue; otherwise a thread does. The
+writer process runs at a lower CPU priority: on a busy machine it yields to
+the answers and catches up in idle time, and past `MAX_QUEUED` waiting
+requests samples are dropped (counted in `dropped`). Each Prediction is
+written under the id announced to the client, so labels can be logged
+against it as soon as it is written (`flush` waits for that).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 MAX_QUEUED = 10_000
+WRITER_NICENESS = 10
 
 # one sampled request: (prediction id, registered name, version, model id, inputs, outputs)
 Item = tuple[str, str, int, str, Any, list[Any]]
@@ -89,8 +93,14 @@ class PredictionLog:
 
 
 def _writer_process(loc: Location, items: Any, counts: Any) -> None:
+    import os
+
     from mlkeep.store import Store
 
+    try:  # when CPU is short, answers come first: the writer catches up in idle time, or drops samples
+        os.nice(WRITER_NICENESS)
+    except (AttributeError, OSError):
+        pass
     with Store(loc) as store:
         _drain(store, items, counts)
 

@@ -55,7 +55,7 @@ def hasher(algorithm: str) -> Callable[..., Any]:
 
 def chunk_id(data: np.ndarray | memoryview | bytes, algorithm: str = DEFAULT_HASH) -> str:
     """The hash (hex) of a chunk's raw bytes."""
-    return hasher(algorithm)(memoryview(data).cast("B")).hexdigest()  # type: ignore[no-any-return]
+    return hasher(algorithm)(memoryview(data).cast("B")).hexdigest()  # type: ignore[no-any-return, arg-type]
 
 
 def tensor_digest(ids: Sequence[str], algorithm: str = DEFAULT_HASH) -> str:

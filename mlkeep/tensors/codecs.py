@@ -128,7 +128,7 @@ def pack(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, ra
     width 1 is *flat*: its bytes as they are, which decode with one copy.
     """
     planes = encode(encoding, raw, base, width).reshape(width, -1)
-    parts = [memoryview(plane) if level is None else _shrink(plane, level) for plane in planes]
+    parts = [memoryview(plane) if level is None else _shrink(plane, level) for plane in planes]  # type: ignore[arg-type]
     header = ChunkHeader(encoding, width, len(raw), raw_id, base_oid, hash, tuple(len(p) for p in parts))
     return b"".join([header.pack(), *parts])
 
@@ -141,7 +141,7 @@ def stored_size(planes: np.ndarray, width: int, level: int) -> int:
 def _shrink(plane: np.ndarray, level: int) -> bytes | memoryview:
     """A plane zstd-compressed, or as it is when compressing does not make it smaller."""
     packed = compress(plane, level)
-    return packed if len(packed) < len(plane) else memoryview(plane)
+    return packed if len(packed) < len(plane) else memoryview(plane)  # type: ignore[arg-type]
 
 
 def to_planes(data: np.ndarray, width: int) -> np.ndarray:

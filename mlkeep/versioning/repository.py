@@ -139,7 +139,8 @@ class Repository:
     def log(self, ref: str = "main", limit: int | None = None) -> list[Commit]:
         """Commits reachable from `ref`, newest first (first parents and merged parents alike)."""
         start = self.resolve(ref)
-        seen, out, frontier = {start}, [], [start]
+        seen, frontier = {start}, [start]
+        out: list[Commit] = []
         while frontier and (limit is None or len(out) < limit):
             frontier.sort(key=lambda c: self.get(c).time)
             commit = self.get(frontier.pop())

@@ -231,3 +231,20 @@ def test_unsupported_calls_answer_in_mlflow_format_never_500(mlkeep_server: Any,
     assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     escape = httpx.get(mlkeep_server.url + f"/api/2.0/mlflow-artifacts/artifacts/runs/{'0' * 32}/../../etc/passwd")
     assert escape.status_code in (400, 404) and "error_code" in escape.json()
+
+
+
+def test_import_mlflow_reads_an_http_server_too(mlkeep_server: Any, tmp_path: Path) -> None:
+    """The importer's http:// source, pointed at this module's server: what it serves comes across."""
+    from mlkeep.compat.mlflow.importer import import_mlflow
+
+    with mlkeep.init(tmp_path) as store, mlkeep.open(mlkeep_server.root) as served:
+        report = import_mlflow(store, mlkeep_server.url)
+        assert report.verified, report.mismatches
+        source = served.search_runs("")
+        assert report.runs == len(source) > 0
+        for run in source:
+            mine = store.get_run(run.id)
+            assert (mine.params, mine.tags, mine.status) == (run.params, run.tags, run.status)
+            for key in run.metrics:
+                assert store.get_metric_history(run.id, key) == served.get_metric_history(run.id, key)

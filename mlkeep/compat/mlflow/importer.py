@@ -167,8 +167,8 @@ def _exists(store: Store, run_id: str) -> bool:
     return True
 
 
-def _import_run(store: Store, client: Any, run: Any, experiment: str, report: ImportReport) -> dict[str, int]:
-    """Copy one run; returns the source's counts for the check."""
+def _import_run(store: Store, client: Any, run: Any, experiment: str, report: ImportReport) -> dict[str, Any]:
+    """Copy one run; returns the source's counts and artifact paths for the check."""
     info, data = run.info, run.data
     parent = data.tags.get(tracking.PARENT_TAG)
     runs.create_run(store.db, experiment, info.run_name or None, run_id=info.run_id,
@@ -195,28 +195,28 @@ def _import_run(store: Store, client: Any, run: Any, experiment: str, report: Im
     report.params += len(data.params)
     report.tags += len(data.tags)
     report.metric_points += points
-    report.artifacts += files
+    report.artifacts += len(files)
     report.datasets += len(inputs)
     return {"params": len(data.params), "tags": len(data.tags), "points": points, "artifacts": files}
 
 
-def _copy_artifacts(store: Store, client: Any, run_id: str, source_path: str = "",
-                    target_prefix: str = "") -> int:
-    """Copy a run's (or a folder's) artifacts; returns the number of files."""
-    if not source_path and not client.list_artifacts(run_id):
-        return 0
+def _copy_artifacts(store: Store, client: Any, run_id: str) -> set[str]:
+    """Copy a run's artifacts; returns their paths."""
+    if not client.list_artifacts(run_id):
+        return set()
     with tempfile.TemporaryDirectory(prefix="mlkeep-import-") as tmp:
-        local = Path(client.download_artifacts(run_id, source_path, tmp))
-        return _store_folder(store, run_id, local, target_prefix)
+        return _store_folder(store, run_id, Path(client.download_artifacts(run_id, "", tmp)), "")
 
 
-def _store_folder(store: Store, run_id: str, local: Path, prefix: str) -> int:
-    files = sorted(p for p in local.rglob("*") if p.is_file()) if local.is_dir() else [local]
-    for file in files:
-        rel = file.parent.relative_to(local).as_posix() if local.is_dir() else ""
+def _store_folder(store: Store, run_id: str, local: Path, prefix: str) -> set[str]:
+    """Store the files under folder `local` as artifacts under `prefix`; returns their paths."""
+    stored = set()
+    for file in sorted(p for p in local.rglob("*") if p.is_file()):
+        rel = file.parent.relative_to(local).as_posix()
         folder = "/".join(p for p in (prefix, "" if rel == "." else rel) if p)
         artifacts.log_artifact(store.db, store.objects, run_id, file, folder or None)
-    return len(files)
+        stored.add(f"{folder}/{file.name}" if folder else file.name)
+    return stored
 
 
 def _import_logged_models(store: Store, client: Any, experiment_id: str, report: ImportReport,
@@ -248,8 +248,8 @@ def _import_logged_models(store: Store, client: Any, experiment_id: str, report:
 
             local = Path(download_artifacts(artifact_uri=model.artifact_location, dst_path=tmp,
                                             tracking_uri=client.tracking_uri))
-            report.artifacts += _store_folder(store, model.source_run_id, local,
-                                              logged_models.model_folder(model.model_id))
+            report.artifacts += len(_store_folder(store, model.source_run_id, local,
+                                                  logged_models.model_folder(model.model_id)))
         status = {2: logged_models.READY, 3: logged_models.FAILED}.get(model.status.to_proto(),
                                                                          logged_models.READY)
         logged_models.finalize(store, model.model_id, status)
@@ -310,11 +310,12 @@ def _verify(store: Store, imported: dict[str, dict[str, int]], report: ImportRep
         with store.db.connect() as conn:
             points = conn.execute(select(func.count()).select_from(metrics_table)
                                   .where(metrics_table.c.run_id == run.id)).scalar_one()
-        model_folders = tuple(logged_models.model_folder(m) + "/" for m in logged_models.of_run(store, run.id))
-        files = [a for a in store.list_artifacts(run.id) if not a.path.startswith(model_folders)]
-        have = {"params": len(run.params), "tags": len(run.tags), "points": points, "artifacts": len(files)}
-        for key, value in want.items():
-            if have[key] != value:
-                report.mismatches.append(f"run {run.id}: {value} {key} in MLflow, {have[key]} in mlkeep")
+        have = {"params": len(run.params), "tags": len(run.tags), "points": points}
+        for key, value in have.items():
+            if want[key] != value:
+                report.mismatches.append(f"run {run.id}: {want[key]} {key} in MLflow, {value} in mlkeep")
+        lost = want["artifacts"] - {a.path for a in store.list_artifacts(run.id)}
+        if lost:
+            report.mismatches.append(f"run {run.id}: artifacts {sorted(lost)[:3]} missing in mlkeep")
     missing = set(imported) - {r.id for r in store.get_runs(list(imported))}
     report.mismatches.extend(f"run {r}: not in mlkeep after import" for r in sorted(missing))
