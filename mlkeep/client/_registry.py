@@ -98,13 +98,13 @@ class RemoteRegistry:
     def load_version(self, version: ModelVersion, *, into: Any = None) -> Any:
         if version.source_kind == "model":
             return self.store.load_model(version.source)
-        from mlkeep.lifecycle.registry import _construct  # the same rule as locally: the committed class, no args
+        from mlkeep.lifecycle.registry import construct_module  # the same rule as locally: the committed class, no args
 
         repo_name, _, commit_id = version.source.rpartition("@")
         repo = self.store.repo(repo_name)
         commit = repo.get(commit_id)
         if commit.kind == "torch" and into is None:
-            into = _construct(commit.architecture)
+            into = construct_module(commit.architecture)
         return repo.checkout(commit_id, into=into)
 
 

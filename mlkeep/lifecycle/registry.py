@@ -103,6 +103,23 @@ class Registry:
         self.db = store.db
 
     # ---------------------------------------------------------------- writing
+    def create(
+        self, name: str, description: str | None = None, tags: Mapping[str, Any] | None = None, *,
+        owner: str | None = None,
+    ) -> RegisteredModel:
+        """A registered model with no versions yet (`register` makes one on first use otherwise).
+
+        Raises `ConflictError` if the name is taken: creating is a claim on the name.
+        """
+        _check_name(name)
+        with self.db.begin() as conn:
+            if conn.execute(select(registered_models.c.id).where(registered_models.c.name == name)).scalar():
+                raise ConflictError(f"Registered model {name!r} already exists.")
+            self._ensure_model(conn, name, owner)
+        if description is not None or tags:
+            self.update_model(name, description=description, tags=tags)
+        return self.get(name)
+
     def register(
         self,
         name: str,
@@ -319,7 +336,7 @@ class Registry:
         repo = self.store.repo(repo_name)
         commit = repo.get(commit_id)
         if commit.kind == "torch":
-            return repo.checkout(commit_id, into=into if into is not None else _construct(commit.architecture))
+            return repo.checkout(commit_id, into=into if into is not None else construct_module(commit.architecture))
         return repo.checkout(commit_id)
 
     def model_card(self, ref: str, version: int | None = None, *, format: str = "md") -> str:
@@ -517,7 +534,7 @@ def _compare(column: Any, op: str, value: str) -> Any:
     return func.lower(column).like(value.lower())
 
 
-def _construct(architecture: str | None) -> Any:
+def construct_module(architecture: str | None) -> Any:
     """A new instance of the class a torch commit recorded, built without arguments."""
     path = (architecture or "").splitlines()[0] if architecture else ""
     module_name, _, qualname = path.rpartition(".")

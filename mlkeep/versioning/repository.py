@@ -33,7 +33,7 @@ from mlkeep.tensors import StoragePolicy, TensorLike, TensorStore
 from mlkeep.tracking.lineage import add_links
 from mlkeep.versioning import refs
 from mlkeep.versioning.commit import Commit, read_commit, write_commit
-from mlkeep.versioning.plan import PlanEntry, RecoveryPolicy, choose, decoded_bytes, entry
+from mlkeep.versioning.plan import PlanEntry, RecoveryPolicy, choose, entry
 from mlkeep.versioning.provenance import Provenance, RecoveryError, capture, environment_differences
 from mlkeep.versioning.snapshot import Snapshot, restore, snapshot
 
@@ -42,7 +42,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-_ANCESTRY = re.compile(r"^(?P<base>.+?)(?P<ops>(?:~\d*|\^\d*)*)$")
+_ANCESTRY = re.compile(r"(?P<base>[^\s~^]+)(?P<ops>(?:~\d*|\^\d*)*)")
 
 
 class Repository:
@@ -120,8 +120,9 @@ class Repository:
         """The commit id of a branch, tag, full or short (≥ 4 hex) id, with `~N` / `^N` suffixes."""
         if not isinstance(ref, str) or not ref:
             raise InvalidInputError("A ref must be a branch, a tag or a commit id.")
-        m = _ANCESTRY.match(ref)
-        assert m is not None
+        m = _ANCESTRY.fullmatch(ref)
+        if m is None:
+            raise InvalidInputError(f"{ref!r} is not a ref: a branch, a tag or a commit id, with ~N or ^N after it.")
         commit_id = self._resolve_name(m.group("base"))
         for op in re.findall(r"[~^]\d*", m.group("ops")):
             n = int(op[1:] or 1)

@@ -118,3 +118,13 @@ def test_organization_descriptions_tags_owners_and_search(iris_models: Any) -> N
     assert [m.name for m in s.registry.list_models()] == ["digits-x", "iris-clf", "iris-small"]
     s.registry.update_model("iris-clf", tags={"team": ""})
     assert s.registry.get("iris-clf").tags == {}
+
+
+def test_create_claims_a_name_with_no_versions(store: Any) -> None:
+    made = store.registry.create("empty", description="for later", tags={"team": "vision"})
+    assert made.name == "empty" and made.description == "for later" and made.tags == {"team": "vision"}
+    assert store.registry.versions("empty") == []
+    with pytest.raises(ConflictError):
+        store.registry.create("empty")
+    with pytest.raises(InvalidInputError):
+        store.registry.create("")

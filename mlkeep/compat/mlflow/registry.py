@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from mlkeep.compat.mlflow import logged_models, messages
-from mlkeep.errors import ConflictError, InvalidInputError, NotFoundError, UnsupportedError
+from mlkeep.errors import InvalidInputError, NotFoundError, UnsupportedError
 from mlkeep.lifecycle.entities import ModelVersion
 
 if TYPE_CHECKING:
@@ -25,18 +25,7 @@ _VERSION_CLAUSE = re.compile(r"^\s*(?P<field>name|run_id)\s*=\s*(?P<q>['\"])(?P<
 
 def create_model(store: Store, name: str, description: str | None, tags: Mapping[str, str]) -> dict[str, Any]:
     """CreateRegisteredModel: a registered model with no versions yet; `ConflictError` if the name is taken."""
-    registry = store.registry
-    try:
-        registry.get(name)
-    except NotFoundError:
-        pass
-    else:
-        raise ConflictError(f"Registered model {name!r} already exists.")
-    with store.db.begin() as conn:
-        registry._ensure_model(conn, name, None)  # the registry makes models on their first version otherwise
-    if description is not None or tags:
-        registry.update_model(name, description=description, tags=tags or None)
-    return messages.registered_model(registry.get(name))
+    return messages.registered_model(store.registry.create(name, description=description, tags=tags or None))
 
 
 # The client hides prompts (MLflow 3 stores them as registered models); mlkeep has none, so it holds always.
