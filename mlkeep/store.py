@@ -93,6 +93,13 @@ class Store:
     def get_runs(self, run_ids: Sequence[str]) -> list[Run]:
         return runs.get_runs(self.db, run_ids)
 
+    def delete_run(self, run_id: str) -> None:
+        """Hide a run from search; nothing is removed until retention and `gc` say so."""
+        runs.delete_run(self.db, run_id)
+
+    def restore_run(self, run_id: str) -> None:
+        runs.restore_run(self.db, run_id)
+
     def get_metric_history(self, run_id: str, key: str) -> list[Metric]:
         return metrics.get_metric_history(self.db, run_id, key)
 
@@ -104,15 +111,17 @@ class Store:
         *,
         offset: int = 0,
         experiments: Sequence[str] | None = None,
+        stage: str | None = "active",
     ) -> list[Run]:
         """Runs matching a filter such as `metrics.acc > 0.9 and params.model = 'rf'` (from `offset` on, for paging).
 
-        Compiled to one SQL query; raises `FilterSyntaxError` with the position of a mistake.
+        Compiled to one SQL query; raises `FilterSyntaxError` with the position of a mistake. Deleted
+        runs are hidden unless `stage="deleted"` (only them) or `stage=None` (every run).
         """
         from mlkeep.tracking import search
 
         return search.search_runs(self.db, filter, order_by=order_by, limit=limit, offset=offset,
-                                  experiments=experiments)
+                                  experiments=experiments, stage=stage)
 
     def diff_environments(self, run_a: str, run_b: str) -> EnvironmentDiff:
         """What differs between two runs' environments (packages, git, code, platform, env vars)."""

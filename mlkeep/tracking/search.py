@@ -26,7 +26,7 @@ from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.metadata import Database
 from mlkeep.metadata.tables import experiments as experiments_table
 from mlkeep.metadata.tables import latest_metrics, params, runs, tags
-from mlkeep.tracking.entities import Run
+from mlkeep.tracking.entities import LifecycleStage, Run
 from mlkeep.tracking.filters import (
     And, Compare, Expr, Key, Not, Or, OrderKey, Query, Value, parse_filter, parse_order_by,
 )
@@ -192,8 +192,11 @@ def search_runs(
     limit: int | None = None,
     offset: int = 0,
     experiments: Sequence[str] | None = None,
+    stage: str | None = LifecycleStage.ACTIVE,
 ) -> list[Run]:
     """Runs matching `filter`, sorted, skipping `offset` and limited; the database returns only the page of ids.
+
+    Deleted runs are hidden, as in MLflow: `stage="deleted"` finds only them, `stage=None` every run.
 
     `order_by` items look like "metrics.acc DESC"; the filter may instead end with
     `ORDER BY ... LIMIT n` (giving both orders is an error; with two limits the smaller wins).
@@ -209,7 +212,11 @@ def search_runs(
     limit = _limit(None if query.limit is None else max(query.limit - offset, 0), limit)
     if limit == 0:
         return []
+    if stage is not None and stage not in LifecycleStage.ALL:
+        raise InvalidInputError(f"stage must be one of {', '.join(LifecycleStage.ALL)} or None, not {stage!r}.")
     base = select(runs.c.id)
+    if stage is not None:
+        base = base.where(runs.c.lifecycle_stage == stage)
     if query.where is not None:
         base = base.where(_where(query.where, db.dialect))
     with db.connect() as conn:

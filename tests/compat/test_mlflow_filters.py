@@ -51,7 +51,7 @@ CASES = [
 
 @pytest.mark.parametrize("mlflow_filter,names", CASES, ids=[c[0] or "(none)" for c in CASES])
 def test_mlflow_filters_select_what_mlflow_would(seeded: Store, mlflow_filter: str, names: list[str]) -> None:
-    found = seeded.search_runs(filters.run_filter(mlflow_filter, None), ["attributes.run_name ASC"])
+    found = seeded.search_runs(filters.run_filter(mlflow_filter), ["attributes.run_name ASC"])
     assert [r.name for r in found] == names
 
 
@@ -59,19 +59,19 @@ def test_mlflow_filters_select_what_mlflow_would(seeded: Store, mlflow_filter: s
                                         ("ALL", ["knn_1", "rf-1", "rf-2", "svm-1", "svm-2"]), (2, ["knn_1"]),
                                         (None, ["rf-1", "rf-2", "svm-1", "svm-2"])])
 def test_view_types_choose_by_lifecycle_stage(seeded: Store, view: object, names: list[str]) -> None:
-    found = seeded.search_runs(filters.run_filter("", view), ["attributes.run_name ASC"])
+    found = seeded.search_runs("", ["attributes.run_name ASC"], stage=filters.view_stage(view))
     assert [r.name for r in found] == names
 
 
 def test_order_by_as_mlflow_writes_it(seeded: Store) -> None:
-    found = seeded.search_runs(filters.run_filter("", None), filters.order_by(["metrics.acc DESC", " ", "name"]))
+    found = seeded.search_runs(filters.run_filter(""), filters.order_by(["metrics.acc DESC", " ", "name"]))
     assert [r.name for r in found] == ["svm-1", "rf-1", "rf-2", "svm-2"]  # a run lacking the metric comes last
 
 
 def test_dataset_keys_and_bad_view_types_are_refused_by_name() -> None:
     with pytest.raises(UnsupportedError, match="datasets"):
-        filters.run_filter("datasets.digest = 'abc'", None)
-    assert "datasets." in filters.run_filter("params.p = 'datasets.x'", None)  # inside a string it is a value
+        filters.run_filter("datasets.digest = 'abc'")
+    assert "datasets." in filters.run_filter("params.p = 'datasets.x'")  # inside a string it is a value
     with pytest.raises(InvalidInputError, match="ACTIVE_ONLY"):
         filters.view_stage("SOMETIMES")
 
@@ -103,13 +103,11 @@ expression = st.recursive(clause(), lambda inner: st.tuples(inner, st.sampled_fr
 
 
 @settings(max_examples=150, deadline=None)
-@given(expression, st.sampled_from([None, "ACTIVE_ONLY", "DELETED_ONLY", "ALL"]))
-def test_every_mlflow_filter_translates_to_a_valid_mlkeep_filter(text: str, view: str | None) -> None:
+@given(expression)
+def test_every_mlflow_filter_translates_to_a_valid_mlkeep_filter(text: str) -> None:
     from mlkeep.tracking.filters import parse_filter
 
-    translated = filters.run_filter(text, view)
-    parse_filter(translated)  # raises FilterSyntaxError if the translation broke it
-    assert (view == "ALL") == ("lifecycle_stage" not in translated)
+    parse_filter(filters.run_filter(text))  # raises FilterSyntaxError if the translation broke it
 
 
 @settings(max_examples=100, deadline=None)

@@ -14,14 +14,19 @@ def test_a_deleted_run_is_kept_hidden_from_search_and_restorable(store: Store) -
         a.log_metric("m", 1.0)
     with store.start_run("life", "b"):
         pass
-    runs.delete_run(store.db, a.id)
+    store.delete_run(a.id)
     assert store.get_run(a.id).lifecycle_stage == "deleted"
     assert store.get_run(a.id).metrics["m"].value == 1.0  # nothing is lost
-    assert [r.name for r in store.search_runs("attributes.lifecycle_stage = 'active'")] == ["b"]
-    assert [r.name for r in store.search_runs("attributes.lifecycle_stage = 'deleted'")] == ["a"]
-    runs.delete_run(store.db, a.id)  # deleting twice changes nothing
-    runs.restore_run(store.db, a.id)
+    assert [r.name for r in store.search_runs()] == ["b"]
+    assert [r.name for r in store.search_runs(stage="deleted")] == ["a"]
+    assert sorted(r.name for r in store.search_runs(stage=None)) == ["a", "b"]
+    assert [r.name for r in store.search_runs("attributes.lifecycle_stage = 'deleted'", stage=None)] == ["a"]
+    with pytest.raises(InvalidInputError):
+        store.search_runs(stage="gone")
+    store.delete_run(a.id)  # deleting twice changes nothing
+    store.restore_run(a.id)
     assert store.get_run(a.id).lifecycle_stage == "active"
+    assert sorted(r.name for r in store.search_runs()) == ["a", "b"]
     with pytest.raises(NotFoundError):
         runs.delete_run(store.db, "0" * 32)
 

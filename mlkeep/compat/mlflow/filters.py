@@ -3,7 +3,7 @@
 mlkeep's filter language was made to read MLflow's (`metrics.acc > 0.9 and
 params.model = 'rf'`, `attributes.run_name`, backquoted keys, LIKE, ILIKE,
 IN), so a run filter passes through as it is; what differs is added here:
-MLflow's view type becomes a clause on `attributes.lifecycle_stage`, and the
+MLflow's view type becomes `search_runs(stage=...)`, and the
 keys mlkeep cannot search (`datasets.*`) are refused by name instead of by a
 parse error.
 """
@@ -41,19 +41,15 @@ def view_stage(view_type: Any) -> str | None:
     return VIEW_TYPES[key]
 
 
-def run_filter(filter_string: str | None, view_type: Any = None) -> str:
-    """The mlkeep filter for an MLflow `search_runs` filter and run view type."""
+def run_filter(filter_string: str | None) -> str:
+    """The mlkeep filter for an MLflow `search_runs` filter (the view type becomes `stage=`)."""
     text = (filter_string or "").strip()
     if _DATASET_KEY.search(_QUOTED.sub("''", text)):
         raise UnsupportedError(
             "mlkeep's MLflow API cannot search runs by datasets.* keys; search by params, metrics, tags and "
             "attributes, or follow a dataset's lineage with `mlkeep lineage DATASET_ID --down`."
         )
-    stage = view_stage(view_type)
-    clause = f"attributes.lifecycle_stage = '{stage}'" if stage else ""
-    if text and clause:
-        return f"({text}) and {clause}"
-    return text or clause
+    return text
 
 
 def order_by(items: Sequence[str] | None) -> list[str]:

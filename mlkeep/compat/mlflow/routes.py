@@ -300,9 +300,9 @@ def search_runs(store: READ, body: BODY) -> Any:
     ids = [tracking.experiment(store, e).id for e in _list(body.get("experiment_ids"))]
     size = filters.page_size(body.get("max_results"), 1000, MAX_RUNS_PAGE)
     offset = filters.offset_of(body.get("page_token"))
-    found = store.search_runs(filters.run_filter(body.get("filter"), body.get("run_view_type")),
+    found = store.search_runs(filters.run_filter(body.get("filter")),
                               filters.order_by(_list(body.get("order_by"))), limit=offset + size + 1,
-                              experiments=ids or None)
+                              experiments=ids or None, stage=filters.view_stage(body.get("run_view_type")))
     chunk, token = filters.page(found, offset, size)
     return {"runs": [messages.run(r) for r in chunk], **({"next_page_token": token} if token else {})}
 
