@@ -22,11 +22,13 @@ $(STAMP): pyproject.toml | $(PY)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
+# Two workers (pytest-xdist): most tests wait on databases, servers and subprocesses, not the CPU.
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest -n 2
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -n 2 -m "not slow"
+
 
 # Benchmarks need MLflow as the anchor; it lives in its own venv so it never changes ours.
 .venv-bench/.installed: pyproject.toml

@@ -63,7 +63,7 @@ class Server:
         s3, master, volume, filer, metrics = self.ports
         cmd = [
             weed, "server", f"-dir={self.base}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-            "-s3", f"-s3.port={s3}", "-s3.port.iceberg=0", f"-master.port={master}",
+            "-s3", f"-s3.port={s3}", "-s3.port.iceberg=0", "-s3.port.lance=0", f"-master.port={master}",
             f"-volume.port={volume}", f"-filer.port={filer}", f"-metricsPort={metrics}",
             "-master.volumeSizeLimitMB=64", "-volume.max=0", "-master.telemetry=false",
         ]
