@@ -16,17 +16,19 @@ def flavor_of(model: Any) -> str:
     return "torch" if hasattr(model, "state_dict") and hasattr(model, "forward") else "python"
 
 
-def predict_frame(model: Any, flavor: str, frame: Any) -> list[Any]:
-    """The model's outputs for the rows of `frame`, as JSON-able lists (non-finite floats become None)."""
+def predict_frame(model: Any, flavor: str, rows: Any) -> list[Any]:
+    """The model's outputs for `rows` (a DataFrame, or a 2-D array of numeric rows), as JSON-able lists
+    (non-finite floats become None)."""
     import numpy as np
 
+    array = rows if isinstance(rows, np.ndarray) else None
     if flavor == "torch":
         import torch
 
         with torch.no_grad():
-            out = model(torch.tensor(frame.to_numpy(dtype=np.float32)))
+            out = model(torch.from_numpy(np.asarray(rows if array is not None else rows.to_numpy(), np.float32)))
         return _jsonable(out.detach().cpu().numpy().tolist())
-    x = frame if hasattr(model, "feature_names_in_") else frame.to_numpy()
+    x = rows if array is not None or hasattr(model, "feature_names_in_") else rows.to_numpy()
     return _jsonable(np.asarray(model.predict(x)).tolist())
 
 

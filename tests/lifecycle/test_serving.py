@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -94,9 +95,12 @@ def test_no_logging_at_rate_zero(iris_models: Any) -> None:
         assert client.app.state.serving.prediction_log.logged == 0
 
 
-def test_alias_switch_is_picked_up_while_requests_continue(served: Any) -> None:
-    t, client = served
-    client.app.state.serving.log_rate = 0.0
+def switch_under_load(t: Any, client_for: Callable[[], Any], threads: int) -> list[int]:
+    """The versions that answered `threads` threads of requests while `production` moved from 1 to 2.
+
+    Fails on any request not answered 200 with its version's own predictions;
+    returns once version 2 has answered and the load has stopped.
+    """
     X = t.X.to_numpy().tolist()
     answers = {1: t.fitted[0].predict(t.X).tolist(), 2: t.fitted[1].predict(t.X).tolist()}
     assert answers[1] != answers[2]
@@ -104,26 +108,34 @@ def test_alias_switch_is_picked_up_while_requests_continue(served: Any) -> None:
     stop = threading.Event()
 
     def load() -> None:
-        while not stop.is_set():
-            r = client.post("/predict", json={"inputs": X})
-            v = int(r.headers.get(VERSION_HEADER, 0))
-            seen.append((r.status_code, v, r.status_code == 200 and r.json()["predictions"] == answers.get(v)))
+        with client_for() as http:
+            while not stop.is_set():
+                r = http.post("/predict", json={"inputs": X})
+                v = int(r.headers.get(VERSION_HEADER, 0))
+                seen.append((r.status_code, v, r.status_code == 200 and r.json()["predictions"] == answers.get(v)))
 
-    workers = [threading.Thread(target=load) for _ in range(3)]
+    workers = [threading.Thread(target=load) for _ in range(threads)]
     for w in workers:
         w.start()
-    time.sleep(0.3)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not seen:  # version 1 answers under load before the switch
+        time.sleep(0.05)
     t.store.registry.set_alias("iris-clf", "production", 2, reason="C=10 is better")
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline and not any(v == 2 for _, v, _ in seen[-5:]):
         time.sleep(0.05)
-    time.sleep(0.2)
     stop.set()
     for w in workers:
         w.join()
-    assert all(code == 200 and ok for code, _, ok in seen), seen[:5]
-    versions = [v for _, v, _ in seen]
-    assert 1 in versions and versions[-1] == 2
+    assert seen and all(code == 200 and ok for code, _, ok in seen), [s for s in seen if not s[2]][:5]
+    return [v for _, v, _ in seen]
+
+
+def test_alias_switch_is_picked_up_while_requests_continue(served: Any) -> None:
+    t, client = served
+    client.app.state.serving.log_rate = 0.0
+    versions = switch_under_load(t, lambda: contextlib.nullcontext(client), threads=3)
+    assert 1 in versions and 2 in versions
     assert client.get("/metadata").json()["version"] == 2
 
 
@@ -200,28 +212,6 @@ def test_real_http_labels_and_switch_under_load_without_a_failed_request(served:
         assert perf is not None and perf.live["accuracy"] == pytest.approx(float(np.mean(np.array(answers[1]) == t.y)))
 
         state.log_rate = 0.1
-        seen: list[tuple[int, int, bool]] = []
-        stop = threading.Event()
-
-        def load() -> None:
-            with httpx.Client(base_url=url, timeout=30) as http:
-                while not stop.is_set():
-                    r = http.post("/predict", json={"inputs": X})
-                    v = int(r.headers.get(VERSION_HEADER, 0))
-                    seen.append((r.status_code, v, r.status_code == 200 and r.json()["predictions"] == answers.get(v)))
-
-        workers = [threading.Thread(target=load) for _ in range(4)]
-        for w in workers:
-            w.start()
-        time.sleep(0.3)
-        t.store.registry.set_alias("iris-clf", "production", 2, reason="C=10 is better")
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not any(v == 2 for _, v, _ in seen[-5:]):
-            time.sleep(0.05)
-        time.sleep(0.3)
-        stop.set()
-        for w in workers:
-            w.join()
-    assert seen and all(code == 200 and ok for code, _, ok in seen), [s for s in seen if not s[2]][:5]
-    versions = [v for _, v, _ in seen]
-    assert 1 in versions and versions[-1] == 2
+        versions = switch_under_load(t, lambda: httpx.Client(base_url=url, timeout=30), threads=4)
+        after = httpx.post(f"{url}/predict", json={"inputs": X})
+    assert 1 in versions and 2 in versions and after.headers[VERSION_HEADER] == "2"
