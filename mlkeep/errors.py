@@ -7,8 +7,10 @@ The hierarchy::
     ├── StoreExistsError           `init` where a store already is
     ├── StoreClosedError           using an in-memory store after `close()`
     ├── DatabaseUnavailableError   the metadata database stayed busy or unreachable past the patience
+    ├── MissingDependencyError     a stored model needs a Python package this environment lacks
     ├── NotFoundError              an id or name that names nothing
     │   ├── LayerNotFoundError     a layer name the model does not have (`available` lists them)
+    │   ├── WeightsPrunedError     a version whose weights the retention policy dropped
     │   └── NoDataError            a monitoring window in which nothing was logged
     ├── InvalidInputError          a value mlkeep cannot accept
     │   ├── InvalidMetricError     a metric value that is not a finite-or-nan number
@@ -74,6 +76,20 @@ class DatabaseUnavailableError(MlkeepError):
 
     code = "DATABASE_UNAVAILABLE"
     http_status = 503
+
+
+class MissingDependencyError(MlkeepError):
+    """Raised when loading a model needs a package that is not installed here (`package` names it).
+
+    A serving process hitting it on an alias move keeps serving the version it has.
+    """
+
+    code = "MISSING_DEPENDENCY"
+    http_status = 503
+
+    def __init__(self, message: str, package: str | None = None) -> None:
+        super().__init__(message)
+        self.package = package
 
 
 class NotFoundError(MlkeepError):
@@ -151,6 +167,14 @@ class LayerNotFoundError(NotFoundError):
     def __init__(self, message: str, available: list[str] | None = None) -> None:
         super().__init__(message)
         self.available = available or []
+
+
+class WeightsPrunedError(NotFoundError):
+    """Raised when checking out (or diffing, merging) a commit whose weights `gc` dropped under the
+    store's retention policy (`mlkeep.retention`): the commit stays in history, its tensors are gone."""
+
+    code = "WEIGHTS_PRUNED"
+    http_status = 410
 
 
 class UnsupportedError(MlkeepError):
@@ -243,6 +267,7 @@ ALL_ERRORS: tuple[type[MlkeepError], ...] = (
     StoreExistsError,
     StoreClosedError,
     DatabaseUnavailableError,
+    MissingDependencyError,
     NotFoundError,
     InvalidInputError,
     InvalidMetricError,
@@ -253,6 +278,7 @@ ALL_ERRORS: tuple[type[MlkeepError], ...] = (
     CodecMismatchError,
     RowsOutOfRangeError,
     LayerNotFoundError,
+    WeightsPrunedError,
     NoDataError,
     UnsupportedError,
     RunStateError,

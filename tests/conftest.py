@@ -81,3 +81,31 @@ def digits():  # type: ignore[no-untyped-def]
     from sklearn.datasets import load_digits
 
     return load_digits(return_X_y=True)
+
+
+@pytest.fixture
+def vanishing_framework(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iris):  # type: ignore[no-untyped-def]
+    """(a model fitted on iris from the module `rarefw`, a function that uninstalls `rarefw`).
+
+    Stands for a model whose framework is installed where it was logged and
+    missing where it is loaded.
+    """
+    import importlib
+    import sys
+
+    X, y = iris
+    (tmp_path / "rarefw.py").write_text(
+        "class Majority:\n"
+        "    def fit(self, X, y):\n"
+        "        self.label_ = max(set(y), key=list(y).count)\n"
+        "        return self\n"
+        "    def predict(self, X):\n"
+        "        return [self.label_] * len(X)\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    fitted = importlib.import_module("rarefw").Majority().fit(X, y)
+
+    def uninstall() -> None:
+        monkeypatch.delitem(sys.modules, "rarefw")
+        monkeypatch.setattr(sys, "path", [p for p in sys.path if p != str(tmp_path)])
+
+    return fitted, uninstall

@@ -21,7 +21,7 @@ from typing import Any
 
 from sqlalchemy import Connection, select
 
-from mlkeep.errors import InvalidInputError, NotFoundError
+from mlkeep.errors import InvalidInputError, MissingDependencyError, NotFoundError
 from mlkeep.ids import new_id
 from mlkeep.metadata import Database
 from mlkeep.metadata.tables import models
@@ -127,13 +127,20 @@ def serialize(model: Any) -> tuple[str, bytes]:
 
 
 def deserialize(flavor: str, payload: bytes) -> Any:
-    if flavor == "torch":
-        import torch
+    """The model in `payload`; `MissingDependencyError` naming the package when its framework is not installed."""
+    try:
+        if flavor == "torch":
+            import torch
 
-        return torch.load(io.BytesIO(payload), weights_only=False)
-    if payload.startswith(PICKLE5_MAGIC):
-        return _unpack_pickle5(payload)
-    return pickle.loads(payload)  # noqa: S301 - the store's own, hash-verified blob
+            return torch.load(io.BytesIO(payload), weights_only=False)
+        if payload.startswith(PICKLE5_MAGIC):
+            return _unpack_pickle5(payload)
+        return pickle.loads(payload)  # noqa: S301 - the store's own, hash-verified blob
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").partition(".")[0] or None
+        raise MissingDependencyError(
+            f"This {flavor} model needs the Python module {package!r}, which is not installed in this"
+            " environment: install the package that provides it, then load the model again.", package=package) from exc
 
 
 PICKLE5_MAGIC = b"mlkeep-pickle5\n"

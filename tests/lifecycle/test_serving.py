@@ -215,3 +215,26 @@ def test_real_http_labels_and_switch_under_load_without_a_failed_request(served:
         versions = switch_under_load(t, lambda: httpx.Client(base_url=url, timeout=30), threads=4)
         after = httpx.post(f"{url}/predict", json={"inputs": X})
     assert 1 in versions and 2 in versions and after.headers[VERSION_HEADER] == "2"
+
+
+def test_an_alias_moved_to_a_version_that_cannot_load_here_keeps_the_old_one_served(
+        served: Any, vanishing_framework: Any) -> None:
+    from mlkeep.errors import MissingDependencyError
+
+    t, client = served
+    fitted, uninstall = vanishing_framework
+    with t.store.start_run("iris") as run:
+        model = run.log_model(fitted, "majority", trained_on=t.dataset)
+    t.store.registry.register("iris-clf", model.id)  # version 3
+    uninstall()
+    with pytest.raises(MissingDependencyError, match="rarefw"):
+        create_serving_app(t.store, "iris-clf/3")
+    t.store.registry.set_alias("iris-clf", "production", 3, reason="a model this host cannot load")
+    X = t.X.iloc[:5].to_numpy().tolist()
+    for _ in range(20):  # the background load fails; every request is still answered by version 1
+        r = client.post("/predict", json={"inputs": X})
+        assert r.status_code == 200 and r.headers[VERSION_HEADER] == "1"
+        time.sleep(0.02)
+    with pytest.raises(MissingDependencyError):
+        client.app.state.serving.refresh()
+    assert client.get("/health").json()["version"] == 1

@@ -96,3 +96,17 @@ def test_prediction_and_evaluation_validation(store: Store, iris) -> None:  # ty
         store.lineage("nothing-has-this-id")
     with pytest.raises(InvalidInputError):
         store.lineage(ds.id, direction="sideways")
+
+
+def test_a_model_whose_framework_is_missing_names_the_module(store: Store, iris, vanishing_framework) -> None:  # type: ignore[no-untyped-def]
+    from mlkeep.errors import MissingDependencyError
+
+    X, _ = iris
+    fitted, uninstall = vanishing_framework
+    with store.start_run("iris") as run:
+        model = run.log_model(fitted, name="majority")
+    assert mlkeep.load_model(model.id, store=store).predict(X[:2]) == fitted.predict(X[:2])
+    uninstall()
+    with pytest.raises(MissingDependencyError, match="'rarefw'") as err:
+        mlkeep.load_model(model.id, store=store)
+    assert err.value.package == "rarefw" and err.value.http_status == 503
