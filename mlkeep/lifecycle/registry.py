@@ -42,6 +42,9 @@ if TYPE_CHECKING:
     from mlkeep.store import Store
 
 URI_PREFIX = "models:/"
+# A deleted version keeps its row, marked so, so that its number is never given to another model: a
+# `models:/NAME/N` someone wrote down must not silently start meaning something else.
+DELETED = "deleted"
 LATEST = "latest"  # reserved alias: always the newest version
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,249}$")
 _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]{0,249}$")
@@ -245,6 +248,53 @@ class Registry:
             _write_tags(conn, row.id, _tags(tags, allow_empty=True))
         return self.get_version(name, version)
 
+    def rename(self, name: str, new_name: str) -> RegisteredModel:
+        """Give registered model `name` a new name; versions, aliases and history move with it.
+
+        `models:/OLD/...` URIs stop resolving. Raises `ConflictError` if `new_name` is taken.
+        """
+        _check_name(new_name)
+        with self.db.begin() as conn:
+            rm_id = self._model_id(conn, name)
+            if conn.execute(select(registered_models.c.id).where(registered_models.c.name == new_name)).scalar():
+                raise ConflictError(f"Registered model {new_name!r} already exists.")
+            conn.execute(registered_models.update().where(registered_models.c.id == rm_id)
+                         .values(name=new_name, last_updated_time=now_ms()))
+            conn.execute(model_versions.update().where(model_versions.c.registered_model_id == rm_id)
+                         .values(name=new_name))
+        return self.get(new_name)
+
+    def delete_version(self, name: str, version: int, reason: str | None = None) -> None:
+        """Delete a version: hidden from every read, its aliases removed (each move recorded), its number
+        never reused. The Model it was made from stays (it is its run's model). `NotFoundError` if absent."""
+        with self.db.begin() as conn:
+            rm_id = self._model_id(conn, name)
+            row = self._version_row(conn, rm_id, name, version)
+            now = now_ms()
+            for alias in conn.execute(select(model_aliases.c.alias).where(
+                    model_aliases.c.registered_model_id == rm_id, model_aliases.c.version == version)).scalars():
+                conn.execute(model_aliases.delete().where(model_aliases.c.registered_model_id == rm_id,
+                                                          model_aliases.c.alias == alias))
+                self._transition(conn, rm_id, name, alias, version, None, reason or "version deleted", now)
+            conn.execute(model_versions.update().where(model_versions.c.id == row.id).values(source_kind=DELETED))
+            conn.execute(registry_tags.delete().where(registry_tags.c.entity_id == row.id))
+            conn.execute(links.delete().where(links.c.dst_id == row.id, links.c.relation == "registered_as"))
+            conn.execute(registered_models.update().where(registered_models.c.id == rm_id)
+                         .values(last_updated_time=now))
+
+    def delete(self, name: str) -> None:
+        """Delete registered model `name` with its versions, aliases, tags and alias history; the name is free
+        again. The Models and commits its versions were made from stay. `NotFoundError` if absent."""
+        with self.db.begin() as conn:
+            rm_id = self._model_id(conn, name)
+            version_ids = list(conn.execute(select(model_versions.c.id)
+                                            .where(model_versions.c.registered_model_id == rm_id)).scalars())
+            conn.execute(links.delete().where(links.c.dst_id.in_(version_ids), links.c.relation == "registered_as"))
+            conn.execute(registry_tags.delete().where(registry_tags.c.entity_id.in_([rm_id, *version_ids])))
+            for table in (alias_transitions, model_aliases, model_versions):
+                conn.execute(table.delete().where(table.c.registered_model_id == rm_id))
+            conn.execute(registered_models.delete().where(registered_models.c.id == rm_id))
+
     # ---------------------------------------------------------------- reading
     def get(self, name: str) -> RegisteredModel:
         """The registered model `name` with its tags, aliases and latest version number."""
@@ -274,7 +324,8 @@ class Registry:
         """Every version of `name`, oldest first."""
         with self.db.connect() as conn:
             rm_id = self._model_id(conn, name)
-            rows = conn.execute(select(model_versions).where(model_versions.c.registered_model_id == rm_id)
+            rows = conn.execute(select(model_versions).where(model_versions.c.registered_model_id == rm_id,
+                                                             model_versions.c.source_kind != DELETED)
                                 .order_by(model_versions.c.version)).all()
             return self._versions(conn, rm_id, rows)
 
@@ -291,8 +342,8 @@ class Registry:
         if number is None:
             with self.db.connect() as conn:
                 number = conn.execute(select(func.max(model_versions.c.version))
-                                      .where(model_versions.c.registered_model_id == self._model_id(conn, name))
-                                      ).scalar()
+                                      .where(model_versions.c.registered_model_id == self._model_id(conn, name),
+                                             model_versions.c.source_kind != DELETED)).scalar()
             if number is None:
                 raise NotFoundError(f"Registered model {name!r} has no versions.")
         return self.get_version(name, number)
@@ -417,7 +468,8 @@ class Registry:
         if isinstance(version, bool) or not isinstance(version, int):
             raise InvalidInputError(f"A version is a number from 1, not {version!r}.")
         row = conn.execute(select(model_versions).where(
-            model_versions.c.registered_model_id == rm_id, model_versions.c.version == version)).first()
+            model_versions.c.registered_model_id == rm_id, model_versions.c.version == version,
+            model_versions.c.source_kind != DELETED)).first()
         if row is None:
             raise NotFoundError(f"Registered model {name!r} has no version {version}.")
         return row
@@ -440,7 +492,8 @@ class Registry:
                               .order_by(model_aliases.c.alias)).all():
             aliases.setdefault(a.registered_model_id, {})[a.alias] = a.version
         latest = dict(conn.execute(select(model_versions.c.registered_model_id, func.max(model_versions.c.version))
-                                   .where(model_versions.c.registered_model_id.in_(ids))
+                                   .where(model_versions.c.registered_model_id.in_(ids),
+                                          model_versions.c.source_kind != DELETED)
                                    .group_by(model_versions.c.registered_model_id)).all())
         return [RegisteredModel(id=r.id, name=r.name, creation_time=r.creation_time,
                                 last_updated_time=r.last_updated_time, description=r.description, owner=r.owner,

@@ -23,7 +23,8 @@ __all__ = ["And", "Compare", "Key", "Not", "Or", "OrderKey", "Query", "parse_fil
 
 Value = Union[str, int, float, bool]
 PREFIXES = {"metrics": "metric", "metric": "metric", "params": "param", "param": "param", "tags": "tag",
-            "tag": "tag", "attributes": "attribute", "attribute": "attribute", "attr": "attribute"}
+            "tag": "tag", "attributes": "attribute", "attribute": "attribute", "attr": "attribute",
+            "datasets": "dataset", "dataset": "dataset"}
 # Attribute spellings (ours and MLflow's) -> canonical name; "experiment" is the experiment's name.
 ATTRIBUTES = {"id": "id", "run_id": "id", "name": "name", "run_name": "name", "status": "status",
               "experiment": "experiment", "experiment_name": "experiment", "experiment_id": "experiment_id",
@@ -31,12 +32,16 @@ ATTRIBUTES = {"id": "id", "run_id": "id", "name": "name", "run_name": "name", "s
               "parent_run_id": "parent_run_id", "creator": "creator", "user_id": "creator",
               "lifecycle_stage": "lifecycle_stage"}
 NUMERIC_ATTRIBUTES = {"start_time", "end_time"}
+# What a run's input datasets are searched by (MLflow's `datasets.*` keys): a run matches when any of its
+# input datasets does. The context is how the run used the dataset (its lineage relation, e.g. "training").
+DATASET_FIELDS = ("name", "digest", "context")
 
 
 # -- the AST -------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Key:
-    """What a predicate or a sort looks at: `kind` is metric, param, tag or attribute (canonical name)."""
+    """What a predicate or a sort looks at: `kind` is metric, param, tag, attribute (canonical name) or
+    dataset (one of `DATASET_FIELDS`, filters only)."""
 
     kind: str
     name: str
@@ -157,6 +162,7 @@ def parse_filter(text: str) -> Query:
     return _parse(text, "query")  # type: ignore[no-any-return]
 
 
+@functools.lru_cache(maxsize=512)
 def parse_order_by(text: str) -> tuple[OrderKey, ...]:
     """Parse an `order_by=` item such as `metrics.acc DESC, params.lr`; raises `FilterSyntaxError`."""
     return _parse(text, "order_list")  # type: ignore[no-any-return]
@@ -253,7 +259,10 @@ class _ToAst(Transformer[Token, Any]):
         return tuple(items)
 
     def order_item(self, items: list[Any]) -> OrderKey:
-        return OrderKey(self.key(items[0]), items[1] is not None and items[1].lower() == "desc")
+        key = self.key(items[0])
+        if key.kind == "dataset":  # a run has many datasets: no one value to sort it by
+            raise self.fail(items[0], f"Cannot order runs by {items[0]}: a run may have several datasets")
+        return OrderKey(key, items[1] is not None and items[1].lower() == "desc")
 
     def or_(self, items: list[Expr]) -> Or:
         return Or(tuple(i for item in items for i in (item.items if isinstance(item, Or) else (item,))))
@@ -304,8 +313,13 @@ class _ToAst(Transformer[Token, Any]):
         kind = PREFIXES.get(prefix.lower())
         if kind is None:
             raise self.fail(tok, f"Unknown prefix {prefix!r}: a key starts with metrics., params., "
-                            "tags. or attributes.")
+                            "tags., attributes. or datasets.")
         name = _unquote(rest) if rest[0] in "`\"" else rest
+        if kind == "dataset":
+            if name.lower() not in DATASET_FIELDS:
+                raise self.fail(tok, f"Unknown dataset field {name!r}; runs are searched by "
+                                f"{', '.join('datasets.' + f for f in DATASET_FIELDS)}", len(prefix) + 1)
+            name = name.lower()
         if kind == "attribute":
             if name.lower() not in ATTRIBUTES:
                 known = ", ".join(ATTRIBUTES)
@@ -318,7 +332,7 @@ class _ToAst(Transformer[Token, Any]):
         numeric = key.kind == "metric" or key.kind == "attribute" and key.name in NUMERIC_ATTRIBUTES
         if numeric and value.type == "STRING":
             raise self.fail(value, f"{_show(key)} is a number: compare it with a number, not {value}")
-        if key.kind == "attribute" and not numeric and value.type != "STRING":
+        if key.kind in ("attribute", "dataset") and not numeric and value.type != "STRING":
             raise self.fail(value, f"{_show(key)} is text: quote the value, as in '{value}'")
         if key.kind == "attribute" and value.type in ("TRUE", "FALSE"):
             raise self.fail(value, f"{_show(key)} is a time in milliseconds, not {value}")

@@ -8,7 +8,9 @@ NULL: it matches no comparison (not even `!=`) but counts as present for
 `IS NULL`. Params and tags are text; compared with a number literal they
 compare as numbers, and values that are not numbers then never match. LIKE is
 case-sensitive on every database (GLOB on SQLite), ILIKE is not; `\_` and `\%`
-match a literal _ or %.
+match a literal _ or %. `datasets.name`, `datasets.digest` and `datasets.context`
+look at the datasets linked into the run as inputs: a run matches when any of
+them does.
 
 Only the page of ids comes back from the database; `get_runs` loads those runs.
 """
@@ -20,19 +22,22 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, Float, Select, and_, case, cast, func, literal, not_, or_, select
+from sqlalchemy import (
+    JSON, ColumnElement, Connection, Float, Select, and_, case, cast, func, literal, not_, or_, select,
+)
 
 from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.metadata import Database
 from mlkeep.metadata.tables import experiments as experiments_table
-from mlkeep.metadata.tables import latest_metrics, params, runs, tags
+from mlkeep.metadata.tables import datasets as datasets_table
+from mlkeep.metadata.tables import latest_metrics, links, params, runs, tags
 from mlkeep.tracking.entities import LifecycleStage, Run
 from mlkeep.tracking.filters import (
     And, Compare, Expr, Key, Not, Or, OrderKey, Query, Value, parse_filter, parse_order_by,
 )
 from mlkeep.tracking.runs import get_runs
 
-__all__ = ["search_runs"]
+__all__ = ["dataset_digest", "search_runs"]
 
 TABLES = {"metric": latest_metrics, "param": params, "tag": tags}
 OPS: dict[str, Callable[[Any, Any], Any]] = {
@@ -52,6 +57,8 @@ def _where(node: Expr, dialect: str) -> ColumnElement[bool]:
         return not_(_where(node.item, dialect))
     if node.key.kind == "attribute":
         return _attribute_test(node, dialect)
+    if node.key.kind == "dataset":
+        return _dataset_test(node, dialect)
     t = TABLES[node.key.kind]
     row = select(literal(1)).select_from(t).where(t.c.run_id == runs.c.id, t.c.key == node.key.name).correlate(runs)
     if node.op == "IS NULL":
@@ -71,6 +78,26 @@ def _attribute_test(node: Compare, dialect: str) -> ColumnElement[bool]:
         return _value_test(col, node, dialect)
     # Without the guard, NOT (end_time > x) would be NULL, not true, for a running run.
     return and_(col.is_not(None), _value_test(col, node, dialect))
+
+
+def _dataset_test(node: Compare, dialect: str) -> ColumnElement[bool]:
+    """Whether any dataset linked into the run as an input passes the test (IS NULL: none has the field)."""
+    d, link = datasets_table, links
+    col = {"name": d.c.name, "digest": dataset_digest(dialect), "context": link.c.relation}[node.key.name]
+    row = (select(literal(1)).select_from(link.join(d, d.c.id == link.c.src_id))
+           .where(link.c.dst_id == runs.c.id, link.c.src_kind == "dataset", link.c.dst_kind == "run")
+           .correlate(runs))
+    if node.op == "IS NULL":
+        return not_(row.where(col.is_not(None)).exists())
+    return row.where(_value_test(col, node, dialect)).exists()
+
+
+def dataset_digest(dialect: str) -> ColumnElement[str]:
+    """A dataset's digest: the one its source gave it (a document's "digest", e.g. MLflow's), else its fingerprint."""
+    doc = datasets_table.c.document
+    given = (func.json_extract(doc, "$.digest") if dialect == "sqlite"
+             else cast(doc, JSON)["digest"].as_string())
+    return func.coalesce(given, datasets_table.c.fingerprint)  # type: ignore[no-any-return]
 
 
 def _value_test(col: Any, node: Compare, dialect: str) -> ColumnElement[bool]:

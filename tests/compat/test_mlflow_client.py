@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 import mlkeep
+from mlkeep.errors import NotFoundError, UnsupportedError
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
-from mlflow.entities import Metric, Param, RunTag, ViewType  # noqa: E402
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag, ViewType  # noqa: E402
 from mlflow.exceptions import MlflowException  # noqa: E402
 from sklearn.datasets import load_iris  # noqa: E402
 from sklearn.linear_model import LogisticRegression  # noqa: E402
@@ -114,8 +115,15 @@ def test_search_runs_filters_order_and_views(client: MlflowClient) -> None:
     assert len(client.search_runs([exp_id], run_view_type=ViewType.ALL)) == 6
     with pytest.raises(MlflowException, match="INVALID_PARAMETER_VALUE"):
         client.search_runs([exp_id], "metrics.acc >>> 1")
-    with pytest.raises(MlflowException, match="datasets"):
-        client.search_runs([exp_id], "datasets.name = 'iris'")
+    client.log_inputs(made[2], [DatasetInput(Dataset("iris", "d1", "local", "/data/iris.csv"),
+                                             [InputTag("mlflow.data.context", "training")])])
+    client.log_inputs(made[3], [DatasetInput(Dataset("iris", "d1", "local", "/data/iris.csv"))])
+    by_dataset = client.search_runs([exp_id], "datasets.name = 'iris' AND datasets.context = 'training'")
+    assert [r.info.run_id for r in by_dataset] == [made[2]]
+    (shown,) = by_dataset[0].inputs.dataset_inputs  # search results carry their datasets, as MLflow's do
+    assert (shown.dataset.digest, [(t.key, t.value) for t in shown.tags]) == ("d1", [("mlflow.data.context",
+                                                                                   "training")])
+    assert {r.info.run_name for r in client.search_runs([exp_id], "datasets.digest = 'd1'")} == {"r2", "r3"}
 
 
 def test_artifacts_upload_list_download(client: MlflowClient, tmp_path: Path) -> None:
@@ -161,6 +169,40 @@ def test_sklearn_log_model_then_load_model_predicts_the_same(mlkeep_server: Any,
 
 
 @pytest.mark.slow  # MLflow's model saving imports skops, sklearn's estimator list, torch: ~30 s once
+def test_a_model_logged_through_mlflow_commits_to_a_repository_bit_for_bit(mlkeep_server: Any, iris: Any) -> None:
+    from mlkeep.compat.mlflow.commit import commit_logged_model
+
+    X, y = iris
+    models = [LogisticRegression(C=c, max_iter=300).fit(X, y) for c in (0.1, 1.0)]
+    mlflow.set_experiment("to-repository")
+    logged = []
+    for m in models:
+        with mlflow.start_run():
+            logged.append(mlflow.sklearn.log_model(m, name="clf", pip_requirements=REQS,
+                                                   serialization_format="cloudpickle"))
+            skops_info = mlflow.sklearn.log_model(m, name="clf-skops", pip_requirements=REQS)
+    with mlkeep.open(mlkeep_server.root) as store:
+        first = commit_logged_model(store, "iris-mlflow", logged[0].model_uri, "from MLflow")
+        second = commit_logged_model(store, "iris-mlflow", f"runs:/{logged[1].run_id}/clf")
+        repo = store.repo("iris-mlflow")
+        assert [c.id for c in repo.log()] == [second.id, first.id] and second.parents == (first.id,)
+        for commit, info, fitted in zip((first, second), logged, models):
+            assert commit.run_id == info.run_id
+            assert commit.id in store.lineage(info.run_id, "down").nodes
+            out = repo.checkout(commit.id)
+            for attr in ("coef_", "intercept_", "classes_"):
+                assert getattr(out, attr).tobytes() == getattr(fitted, attr).tobytes()
+            np.testing.assert_array_equal(out.predict_proba(X), fitted.predict_proba(X))
+        with pytest.raises(UnsupportedError, match="cloudpickle"):  # skops: mlkeep does not read it itself
+            commit_logged_model(store, "iris-mlflow", skops_info.model_uri)
+        store.registry.register("iris-mlflow-reg", logged[0].model_id)
+        third = commit_logged_model(store, "iris-mlflow", "models:/iris-mlflow-reg/1", branch="from-registry")
+        assert repo.checkout(third.id).coef_.tobytes() == models[0].coef_.tobytes()
+        with pytest.raises(NotFoundError):
+            commit_logged_model(store, "iris-mlflow", f"runs:/{logged[0].run_id}/no-such-model")
+
+
+@pytest.mark.slow  # MLflow's model saving imports skops, sklearn's estimator list, torch: ~30 s once
 def test_registry_versions_aliases_tags_and_models_uri(client: MlflowClient, iris: Any) -> None:
     X, y = iris
     models = [LogisticRegression(C=c, max_iter=300).fit(X, y) for c in (0.01, 10.0)]
@@ -192,8 +234,39 @@ def test_registry_versions_aliases_tags_and_models_uri(client: MlflowClient, iri
     assert client.get_registered_model("empty-model").description == "no versions yet"
     with pytest.raises(MlflowException, match="already exists"):
         client.create_registered_model("empty-model")
-    with pytest.raises(MlflowException, match="NOT_IMPLEMENTED"):
-        client.delete_registered_model("iris-clf")
+    client.delete_registered_model_tag("iris-clf", "team")
+    client.delete_model_version_tag("iris-clf", "1", "validated")
+    assert client.get_registered_model("iris-clf").tags == {} and client.get_model_version("iris-clf", "1").tags == {}
+
+    # Stages are the aliases `staging` and `production`: a transition moves the alias.
+    assert client.transition_model_version_stage("iris-clf", "1", "Staging").current_stage == "Staging"
+    client.transition_model_version_stage("iris-clf", "2", "Production")
+    assert {v.version: v.current_stage for v in client.get_latest_versions("iris-clf")} == {
+        "1": "Staging", "2": "Production"}
+    assert [v.version for v in client.get_latest_versions("iris-clf", stages=["Production"])] == ["2"]
+    client.transition_model_version_stage("iris-clf", "2", "Staging")  # takes the stage from version 1
+    assert [client.get_model_version("iris-clf", n).current_stage for n in "12"] == ["None", "Staging"]
+    assert client.transition_model_version_stage("iris-clf", "2", "Archived").current_stage == "None"
+    client.transition_model_version_stage("iris-clf", "1", "Production")
+    np.testing.assert_array_equal(mlflow.sklearn.load_model("models:/iris-clf@production").predict(X),
+                                  models[0].predict(X))
+    with pytest.raises(MlflowException, match="stage is one of"):
+        client.transition_model_version_stage("iris-clf", "1", "Testing")
+
+    # Rename, delete a version (its number is never given again), delete the model.
+    client.rename_registered_model("iris-clf", "iris-classifier")
+    assert client.get_model_version("iris-classifier", "2").name == "iris-classifier"
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
+        client.get_registered_model("iris-clf")
+    client.delete_model_version("iris-classifier", "2")
+    assert [v.version for v in client.search_model_versions("name = 'iris-classifier'")] == ["1"]
+    assert client.get_registered_model("iris-classifier").aliases == {"production": "1"}  # champion was on 2
+    with pytest.raises(MlflowException, match="RESOURCE_DOES_NOT_EXIST"):
+        client.get_model_version("iris-classifier", "2")
+    again = client.create_model_version("iris-classifier", client.get_model_version("iris-classifier", "1").source)
+    assert again.version == "3"
+    client.delete_registered_model("iris-classifier")
+    assert "iris-classifier" not in [m.name for m in client.search_registered_models()]
 
 
 @pytest.mark.slow  # MLflow's model saving imports skops, sklearn's estimator list, torch: ~30 s once
@@ -213,6 +286,35 @@ def test_autolog_records_a_sklearn_fit(mlkeep_server: Any, client: MlflowClient,
     assert got.inputs.dataset_inputs, "autolog logged the training data as a dataset"
     with mlkeep.open(mlkeep_server.root) as store:
         assert store.get_run(run.info.run_id).params["C"] == "0.5"
+
+
+def _every_mlflow_endpoint() -> list[tuple[str, str]]:
+    """(method, path) of every REST call in the client's protocol definitions (path parameters filled in)."""
+    import re
+
+    from mlflow.protos.mlflow_artifacts_pb2 import MlflowArtifactsService
+    from mlflow.protos.model_registry_pb2 import ModelRegistryService
+    from mlflow.protos.service_pb2 import MlflowService
+    from mlflow.utils.rest_utils import _REST_API_PATH_PREFIX, extract_api_info_for_service
+
+    return sorted({(method, re.sub(r"<[^>]+>", "x", path))
+                   for service in (MlflowService, ModelRegistryService, MlflowArtifactsService)
+                   for path, method in extract_api_info_for_service(service, _REST_API_PATH_PREFIX).values()
+                   if re.match(r"/api/\d\.\d/", path)})  # 3.17.2 lists search-datasets as "/api/2.0mlflow/..."
+
+
+def test_every_call_of_the_client_protocol_answers_in_mlflow_format_never_500(mlkeep_server: Any) -> None:
+    endpoints = _every_mlflow_endpoint()
+    assert len(endpoints) > 80
+    with httpx.Client(base_url=mlkeep_server.url, timeout=30) as http:
+        for method, path in endpoints:
+            response = http.request(method, path) if method in ("GET", "DELETE") else http.request(method, path, json={})
+            assert response.status_code != 500 and response.status_code < 600, (method, path, response.text)
+            if response.status_code >= 400:
+                body = response.json()
+                assert body.get("error_code") and body.get("message"), (method, path, body)
+                if response.status_code == 501:  # says what mlkeep does not do (and what to do instead)
+                    assert body["error_code"] == "NOT_IMPLEMENTED" and "mlkeep" in body["message"], (method, path)
 
 
 def test_unsupported_calls_answer_in_mlflow_format_never_500(mlkeep_server: Any, client: MlflowClient) -> None:

@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mlkeep.compat.mlflow import filters
+from mlkeep.compat.mlflow import datasets, filters
 from mlkeep.errors import FilterSyntaxError, InvalidInputError, UnsupportedError
 from mlkeep.store import Store
 from mlkeep.tracking import runs
@@ -20,6 +21,17 @@ ROWS = [("rf-1", "rf", 0.91, "vision"), ("rf-2", "rf", 0.72, "nlp"), ("svm-1", "
         ("svm-2", "svm", None, "nlp"), ("knn_1", "knn", 0.55, "vision")]
 
 
+# MLflow datasets (name, digest, context or None) each run logs through LogInputs.
+INPUTS = {"rf-1": [("iris", "d1", "training")], "svm-1": [("iris", "d1", "eval"), ("wine", "d2", "training")],
+          "knn_1": [("wine", "d2", None)]}
+
+
+def _dataset_input(name: str, digest: str, context: str | None) -> dict[str, object]:
+    tags = [{"key": datasets.CONTEXT_TAG, "value": context}] if context else []
+    return {"dataset": {"name": name, "digest": digest, "source_type": "local", "source": f"/data/{name}.csv"},
+            "tags": tags}
+
+
 @pytest.fixture
 def seeded(store: Store) -> Iterator[Store]:
     for name, model, acc, team in ROWS:
@@ -27,6 +39,9 @@ def seeded(store: Store) -> Iterator[Store]:
             run.log_params({"model": model})
             if acc is not None:
                 run.log_metric("acc", acc)
+            datasets.log_inputs(store, run.id, [_dataset_input(*i) for i in INPUTS.get(name, [])])
+            if name == "svm-2":  # a dataset logged through mlkeep's own API
+                run.log_dataset(np.arange(12.0).reshape(4, 3), "digits", context="training")
     runs.delete_run(store.db, store.search_runs("attributes.run_name = 'knn_1'")[0].id)
     yield store
 
@@ -46,6 +61,15 @@ CASES = [
     ("params.model IN ('svm', 'knn')", ["svm-1", "svm-2"]),
     ("metrics.acc > 0.1 AND tags.team = 'vision' AND params.model = 'svm'", ["svm-1"]),
     ("attributes.start_time > 0", ["rf-1", "rf-2", "svm-1", "svm-2"]),
+    ("datasets.name = 'iris'", ["rf-1", "svm-1"]),
+    ("dataset.digest = 'd2'", ["svm-1"]),
+    ("datasets.context = 'training'", ["rf-1", "svm-1", "svm-2"]),
+    ("datasets.name = 'iris' AND datasets.context = 'eval'", ["svm-1"]),
+    ("datasets.name IN ('wine', 'digits')", ["svm-1", "svm-2"]),
+    ("datasets.name LIKE 'i%' OR datasets.name ILIKE 'DIG%'", ["rf-1", "svm-1", "svm-2"]),
+    ("datasets.name != 'iris'", ["svm-1", "svm-2"]),
+    ("datasets.name IS NULL", ["rf-2"]),
+    ("NOT datasets.name = 'iris' AND params.model = 'svm'", ["svm-2"]),
 ]
 
 
@@ -68,10 +92,35 @@ def test_order_by_as_mlflow_writes_it(seeded: Store) -> None:
     assert [r.name for r in found] == ["svm-1", "rf-1", "rf-2", "svm-2"]  # a run lacking the metric comes last
 
 
-def test_dataset_keys_and_bad_view_types_are_refused_by_name() -> None:
-    with pytest.raises(UnsupportedError, match="datasets"):
-        filters.run_filter("datasets.digest = 'abc'")
-    assert "datasets." in filters.run_filter("params.p = 'datasets.x'")  # inside a string it is a value
+def test_a_dataset_logged_through_mlkeep_is_searched_by_its_fingerprint_and_shown_to_mlflow(seeded: Store) -> None:
+    (svm2,) = seeded.search_runs("attributes.run_name = 'svm-2'")
+    (shown,) = datasets.inputs_of_runs(seeded, [svm2.id])[svm2.id]
+    assert shown["dataset"]["name"] == "digits" and shown["dataset"]["source_type"] == "mlkeep"
+    assert shown["tags"] == [{"key": datasets.CONTEXT_TAG, "value": "training"}]
+    digest = shown["dataset"]["digest"]
+    assert [r.name for r in seeded.search_runs(f"datasets.digest = '{digest}'")] == ["svm-2"]
+
+
+def test_dataset_inputs_come_back_with_their_context(seeded: Store) -> None:
+    (svm1,) = seeded.search_runs("attributes.run_name = 'svm-1'")
+    shown = datasets.inputs_of_runs(seeded, [svm1.id])[svm1.id]
+    assert sorted((i["dataset"]["name"], i["dataset"]["digest"], i["tags"][0]["value"]) for i in shown) == [
+        ("iris", "d1", "eval"), ("wine", "d2", "training")]
+
+
+def test_bad_dataset_keys_inputs_and_view_types_are_refused_by_name(seeded: Store) -> None:
+    with pytest.raises(FilterSyntaxError, match="datasets.name, datasets.digest, datasets.context"):
+        seeded.search_runs("datasets.rows = 'abc'")
+    with pytest.raises(FilterSyntaxError, match="several datasets"):
+        seeded.search_runs("", ["datasets.name"])
+    with pytest.raises(FilterSyntaxError, match="quote"):
+        seeded.search_runs("datasets.digest = 12")
+    run_id = seeded.search_runs("attributes.run_name = 'rf-2'")[0].id
+    with pytest.raises(UnsupportedError, match="mlflow.data.context"):
+        datasets.log_inputs(seeded, run_id, [{"dataset": {"name": "x"}, "tags": [{"key": "owner", "value": "me"}]}])
+    with pytest.raises(InvalidInputError, match="needs a name"):
+        datasets.log_inputs(seeded, run_id, [_dataset_input("iris", "d1", None), {"dataset": {}}])
+    assert seeded.search_runs("datasets.name IS NOT NULL AND attributes.run_name = 'rf-2'") == []  # nothing written
     with pytest.raises(InvalidInputError, match="ACTIVE_ONLY"):
         filters.view_stage("SOMETIMES")
 
@@ -80,7 +129,8 @@ def test_dataset_keys_and_bad_view_types_are_refused_by_name() -> None:
 # compile: a translation never turns a valid MLflow filter into a syntax error.
 KEYS = st.sampled_from(["metrics.acc", "metrics.`my loss`", 'metrics."a.b"', "params.model", "params.`lr`",
                         "tags.team", "tags.`mlflow.runName`", "attributes.run_name", "run_name",
-                        "attributes.status", "attribute.start_time", "attributes.end_time"])
+                        "attributes.status", "attribute.start_time", "attributes.end_time", "datasets.name",
+                        "dataset.digest", "datasets.context"])
 NUMBER = st.floats(allow_nan=False, allow_infinity=False, width=32).map(lambda x: repr(round(x, 4)))
 TEXT = st.text(st.characters(codec="ascii", categories=["L", "N"]), max_size=8).map(lambda s: f"'{s}'")
 

@@ -128,3 +128,62 @@ def test_create_claims_a_name_with_no_versions(store: Any) -> None:
         store.registry.create("empty")
     with pytest.raises(InvalidInputError):
         store.registry.create("")
+
+
+def test_rename_moves_versions_aliases_and_history(iris_models: Any) -> None:
+    s, (m1, m2) = iris_models.store, iris_models.models
+    s.registry.register("iris-clf", m1.id)
+    s.registry.set_alias("iris-clf", "production", 1)
+    s.registry.create("taken")
+    with pytest.raises(ConflictError, match="taken"):
+        s.registry.rename("iris-clf", "taken")
+    with pytest.raises(InvalidInputError):
+        s.registry.rename("iris-clf", "no spaces allowed")
+    rm = s.registry.rename("iris-clf", "iris-classifier")
+    assert rm.aliases == {"production": 1} and rm.latest_version == 1
+    assert s.registry.resolve("models:/iris-classifier@production").model_id == m1.id
+    assert s.registry.get_version("iris-classifier", 1).name == "iris-classifier"
+    assert len(s.registry.history("iris-classifier")) == 1
+    with pytest.raises(NotFoundError):
+        s.registry.get("iris-clf")
+    assert s.registry.register("iris-clf", m2.id).version == 1  # the old name is free
+
+
+def test_a_deleted_version_is_gone_but_its_number_is_never_reused(iris_models: Any) -> None:
+    s, (m1, m2) = iris_models.store, iris_models.models
+    v1 = s.registry.register("iris-clf", m1.id, tags={"ok": "yes"})
+    s.registry.register("iris-clf", m2.id)
+    s.registry.set_alias("iris-clf", "production", 2)
+    s.registry.delete_version("iris-clf", 2)
+    assert [v.version for v in s.registry.versions("iris-clf")] == [1]
+    rm = s.registry.get("iris-clf")
+    assert rm.aliases == {} and rm.latest_version == 1
+    assert s.registry.resolve("models:/iris-clf").version == 1
+    for missing in ("models:/iris-clf/2", "models:/iris-clf@production"):
+        with pytest.raises(NotFoundError):
+            s.registry.resolve(missing)
+    assert [(t.alias, t.from_version, t.to_version, t.reason) for t in s.registry.history("iris-clf")][-1] == (
+        "production", 2, None, "version deleted")
+    with pytest.raises(NotFoundError):
+        s.registry.set_alias("iris-clf", "production", 2)
+    with pytest.raises(NotFoundError):
+        s.registry.delete_version("iris-clf", 2)
+    assert s.registry.register("iris-clf", m2.id).version == 3
+    assert s.get_model(m2.id).id == m2.id  # the logged model itself stays
+    s.registry.delete_version("iris-clf", 1)
+    assert v1.id not in s.lineage(m1.id, "down").nodes
+
+
+def test_delete_removes_the_model_and_frees_its_name(iris_models: Any) -> None:
+    s, (m1, _) = iris_models.store, iris_models.models
+    v1 = s.registry.register("iris-clf", m1.id, tags={"ok": "yes"})
+    s.registry.update_model("iris-clf", tags={"team": "vision"})
+    s.registry.set_alias("iris-clf", "production", 1)
+    s.registry.delete("iris-clf")
+    assert "iris-clf" not in [rm.name for rm in s.registry.list_models()]
+    with pytest.raises(NotFoundError):
+        s.registry.delete("iris-clf")
+    assert v1.id not in s.lineage(m1.id, "down").nodes
+    again = s.registry.register("iris-clf", m1.id)
+    assert again.version == 1 and again.tags == {} and s.registry.get("iris-clf").tags == {}
+    assert s.registry.history("iris-clf") == []

@@ -2,10 +2,9 @@
 
 mlkeep's filter language was made to read MLflow's (`metrics.acc > 0.9 and
 params.model = 'rf'`, `attributes.run_name`, backquoted keys, LIKE, ILIKE,
-IN), so a run filter passes through as it is; what differs is added here:
-MLflow's view type becomes `search_runs(stage=...)`, and the
-keys mlkeep cannot search (`datasets.*`) are refused by name instead of by a
-parse error.
+IN, `datasets.name/digest/context`), so a run filter passes through as it is;
+what differs is added here: MLflow's view type becomes `search_runs(stage=...)`,
+experiments are filtered by name, and page tokens hold an offset.
 """
 
 from __future__ import annotations
@@ -27,8 +26,6 @@ VIEW_TYPES: dict[str, str | None] = {
     "DELETED_ONLY": LifecycleStage.DELETED, "2": LifecycleStage.DELETED,
     "ALL": None, "3": None,
 }
-_QUOTED = re.compile(r"'(?:[^'\\]|\\.|'')*'|\"(?:[^\"\\]|\\.|\"\")*\"|`[^`]*`")
-_DATASET_KEY = re.compile(r"(?<![\w.])datasets?\.", re.IGNORECASE)
 
 
 def view_stage(view_type: Any) -> str | None:
@@ -43,13 +40,7 @@ def view_stage(view_type: Any) -> str | None:
 
 def run_filter(filter_string: str | None) -> str:
     """The mlkeep filter for an MLflow `search_runs` filter (the view type becomes `stage=`)."""
-    text = (filter_string or "").strip()
-    if _DATASET_KEY.search(_QUOTED.sub("''", text)):
-        raise UnsupportedError(
-            "mlkeep's MLflow API cannot search runs by datasets.* keys; search by params, metrics, tags and "
-            "attributes, or follow a dataset's lineage with `mlkeep lineage DATASET_ID --down`."
-        )
-    return text
+    return (filter_string or "").strip()
 
 
 def order_by(items: Sequence[str] | None) -> list[str]:

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import func, select
 
-from mlkeep.compat.mlflow import logged_models, tracking
+from mlkeep.compat.mlflow import datasets, logged_models, tracking
 from mlkeep.errors import InvalidInputError, NotFoundError, UnsupportedError
 from mlkeep.ids import now_ms
 from mlkeep.metadata.tables import metrics as metrics_table
@@ -74,7 +74,7 @@ def import_mlflow(store: Store, source: str, *, progress: Progress | None = None
     client = _client(source)
     report = ImportReport(source=source)
     tell = progress or (lambda stage, done, total: None)
-    imported: dict[str, dict[str, int]] = {}  # run id -> the source's counts, checked at the end
+    imported: dict[str, dict[str, Any]] = {}  # run id -> the source's counts, checked at the end
     deleted_experiments = []
     for exp in _experiments(client):
         report.experiments += not _experiment_exists(store, exp.name)
@@ -184,7 +184,7 @@ def _import_run(store: Store, client: Any, run: Any, experiment: str, report: Im
     files = _copy_artifacts(store, client, info.run_id)
     inputs = run.inputs.dataset_inputs if run.inputs else []
     if inputs:
-        tracking.log_inputs(store, info.run_id, [{"dataset": d.dataset.to_dictionary(),
+        datasets.log_inputs(store, info.run_id, [{"dataset": d.dataset.to_dictionary(),
                                                   "tags": [{"key": t.key, "value": t.value} for t in d.tags]}
                                                  for d in inputs])
     if info.status != "RUNNING" and info.status in RunStatus.ALL:
@@ -236,9 +236,9 @@ def _import_logged_models(store: Store, client: Any, experiment_id: str, report:
             report.skipped.append(f"logged model {model.model_id}: no source run in the store")
             continue
         exp = store.get_run(model.source_run_id).experiment_id
-        state = {"experiment_id": exp, "status": "LOGGED_MODEL_PENDING", "model_type": model.model_type or "",
-                 "tags": dict(model.tags), "params": dict(model.params), "metrics": [],
-                 "last_updated": model.last_updated_timestamp or now_ms()}
+        state: dict[str, Any] = {"experiment_id": exp, "status": "LOGGED_MODEL_PENDING", "model_type": model.model_type or "",
+                                 "tags": dict(model.tags), "params": dict(model.params), "metrics": [],
+                                 "last_updated": model.last_updated_timestamp or now_ms()}
         entity = Model(id=model.model_id, name=model.name, learning_algorithm=logged_models.ALGORITHM,
                        creation_time=model.creation_timestamp or now_ms(), run_id=model.source_run_id)
         with store.db.begin() as conn:
@@ -303,7 +303,7 @@ def _import_registry(store: Store, client: Any, report: ImportReport, tell: Prog
                     report.skipped.append(f"alias {alias} of {rm.name}: {exc}")
 
 
-def _verify(store: Store, imported: dict[str, dict[str, int]], report: ImportReport) -> None:
+def _verify(store: Store, imported: dict[str, dict[str, Any]], report: ImportReport) -> None:
     """Read every imported run back and compare its counts with the source's."""
     for run in store.get_runs(list(imported)):
         want = imported[run.id]

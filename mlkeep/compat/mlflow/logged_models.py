@@ -20,7 +20,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 
 from mlkeep.compat.mlflow.messages import ARTIFACTS_SCHEME, RUNS_ROOT, key_values, model_folder, number
 from mlkeep.errors import InvalidInputError, NotFoundError, UnsupportedError
@@ -37,6 +37,7 @@ PENDING, READY, FAILED = "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_M
 STATUSES = {PENDING, READY, FAILED}
 ALGORITHM = "mlflow"
 _SEARCH_CLAUSE = re.compile(r"^\s*(?P<field>name|source_run_id)\s*=\s*(?P<q>['\"])(?P<value>.*?)(?P=q)\s*$", re.I)
+_CHUNK = 500  # run ids per IN (...)
 _SKLEARN_PICKLE = re.compile(r"^\s{2}sklearn:\s*$(?P<body>(?:\n\s{4}.*)*)", re.M)
 
 
@@ -55,7 +56,7 @@ def create(store: Store, body: Mapping[str, Any]) -> dict[str, Any]:
     model_id = ID_PREFIX + new_id()
     now = now_ms()
     name = str(body.get("name") or "model")
-    state = {
+    state: dict[str, Any] = {
         "experiment_id": exp.id, "status": PENDING, "model_type": body.get("model_type") or "",
         "tags": pairs(body.get("tags"), "tag"), "params": pairs(body.get("params"), "param"),
         "metrics": [], "last_updated": now,
@@ -78,6 +79,28 @@ def get(store: Store, model_id: str) -> dict[str, Any]:
     }
     data = {"params": key_values(state["params"]), "metrics": state["metrics"]}
     return {"info": info, "data": data}
+
+
+def resolve(store: Store, ref: str) -> Model:
+    """The mlkeep Model of an MLflow model reference: a LoggedModel id (`m-...`, `models:/m-...`), a
+    `runs:/RUN_ID/NAME` URI (the newest model of that name the run logged) or a registry URI
+    (`models:/NAME/VERSION`, `models:/NAME@ALIAS`). `NotFoundError` if it names nothing."""
+    from mlkeep.tracking.models import get_model
+
+    text = str(ref or "")
+    if text.startswith("runs:/"):
+        run_id, _, name = text[len("runs:/"):].partition("/")
+        with store.db.connect() as conn:
+            found = conn.execute(select(models.c.id).where(models.c.run_id == run_id, models.c.name == name.strip("/"),
+                                                           models.c.id.startswith(ID_PREFIX))
+                                 .order_by(models.c.creation_time.desc())).scalar()
+        if found is None:
+            raise NotFoundError(f"Run {run_id!r} logged no model named {name!r}.")
+        return get_model(store.db, found)
+    model_id = text.removeprefix("models:/")
+    if model_id.startswith(ID_PREFIX):
+        return get_model(store.db, model_id)
+    return get_model(store.db, store.registry.resolve(text).model_id)
 
 
 def artifact_location(run_id: str, model_id: str) -> str:
@@ -154,9 +177,23 @@ def search(store: Store, experiment_ids: Sequence[str], filter_string: str | Non
 
 def of_run(store: Store, run_id: str) -> list[str]:
     """Ids of the LoggedModels a run produced."""
+    return of_runs(store, [run_id]).get(run_id, [])
+
+
+# Built once: an expanding IN keeps SQLAlchemy from coercing every id of a page into its own literal.
+_OF_RUNS = (select(models.c.run_id, models.c.id)
+            .where(models.c.run_id.in_(bindparam("ids", expanding=True)), models.c.id.startswith(ID_PREFIX))
+            .order_by(models.c.creation_time, models.c.id))
+
+
+def of_runs(store: Store, run_ids: Sequence[str]) -> dict[str, list[str]]:
+    """Ids of the LoggedModels each run produced (runs without any are absent), oldest first."""
+    out: dict[str, list[str]] = {}
     with store.db.connect() as conn:
-        return list(conn.execute(select(models.c.id).where(models.c.run_id == run_id,
-                                                           models.c.id.startswith(ID_PREFIX))).scalars())
+        for i in range(0, len(run_ids), _CHUNK):
+            for run_id, model_id in conn.execute(_OF_RUNS, {"ids": list(run_ids[i:i + _CHUNK])}):
+                out.setdefault(run_id, []).append(model_id)
+    return out
 
 
 def _read(store: Store, model_id: str) -> tuple[Any, dict[str, Any]]:

@@ -2,9 +2,16 @@
 
 Versions are made from MLflow LoggedModels (`models:/m-...` sources or a
 `model_id`); aliases move through the registry's compare-and-swap and are
-recorded as transitions. Stages are MLflow's deprecated predecessor of
-aliases and are not offered; neither is deleting, which mlkeep's registry
-does not do (versions are history).
+recorded as transitions.
+
+Stages (MLflow's deprecated predecessor of aliases) are aliases here: a
+version in stage Staging or Production is the one the alias `staging` or
+`production` points at, and a stage transition moves that alias (recorded in
+the alias history like any move). An alias points at one version, so moving a
+version into a stage takes the stage from the version that had it, whatever
+`archive_existing_versions` says; moving it to None or Archived removes its
+stage aliases, and it then reads as stage "None" (Archived is not a state
+mlkeep keeps).
 """
 
 from __future__ import annotations
@@ -102,3 +109,33 @@ def version_number(value: Any) -> int:
     except (TypeError, ValueError):
         raise InvalidInputError(f"A model version is a number, not {value!r}.") from None
     return number
+
+
+STAGE_ALIASES = {"staging": "staging", "production": "production"}  # MLflow stage (lower case) -> alias
+NO_STAGE = ("none", "archived")
+
+
+def transition_stage(store: Store, name: str, version: int, stage: str) -> ModelVersion:
+    """TransitionModelVersionStage as alias moves (see the module docstring)."""
+    key = str(stage or "").strip().lower()
+    if key not in STAGE_ALIASES and key not in NO_STAGE:
+        raise InvalidInputError(f"A stage is one of None, Staging, Production, Archived, not {stage!r}.")
+    target = STAGE_ALIASES.get(key)
+    for alias in store.registry.get_version(name, version).aliases:  # a version is in one stage at a time
+        if alias in STAGE_ALIASES.values() and alias != target:
+            store.registry.delete_alias(name, alias, reason=f"MLflow stage {stage}")
+    if target is not None:
+        store.registry.set_alias(name, target, version, reason=f"MLflow stage {stage}")
+    return store.registry.get_version(name, version)
+
+
+def latest_versions(store: Store, name: str, stages: list[str]) -> list[ModelVersion]:
+    """GetLatestVersions: per stage asked for (every stage when none is), the newest version in it."""
+    wanted = {str(s).strip().lower() for s in stages} or {*STAGE_ALIASES, "none"}
+    unknown = wanted - {*STAGE_ALIASES, *NO_STAGE}
+    if unknown:
+        raise InvalidInputError(f"A stage is one of None, Staging, Production, Archived, not {sorted(unknown)[0]!r}.")
+    newest: dict[str, ModelVersion] = {}
+    for v in store.registry.versions(name):  # oldest first: the last one seen per stage is the newest
+        newest[messages.stage(v).lower()] = v
+    return sorted((v for k, v in newest.items() if k in wanted), key=lambda v: v.version)

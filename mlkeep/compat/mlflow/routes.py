@@ -24,10 +24,11 @@ from fastapi.routing import APIRoute
 from starlette.background import BackgroundTask
 
 from mlkeep import errors
-from mlkeep.compat.mlflow import artifacts, filters, logged_models, messages, registry, tracking
+from mlkeep.compat.mlflow import artifacts, datasets, filters, logged_models, messages, registry, tracking
 from mlkeep.server.app import CTX
 from mlkeep.store import Store
 from mlkeep.tracking import experiments, runs
+from mlkeep.tracking.entities import Run
 
 log = logging.getLogger(__name__)
 API = "/api/2.0/mlflow"
@@ -205,9 +206,15 @@ def restore_experiment(store: WRITE, body: BODY) -> Any:
 
 
 # -- runs -------------------------------------------------------------------------------------------------
+def _run_messages(store: Store, found: list[Run]) -> list[dict[str, Any]]:
+    """Run messages with their datasets and logged models, read for the whole page at once."""
+    ids = [r.id for r in found]
+    inputs, outputs = datasets.inputs_of_runs(store, ids), logged_models.of_runs(store, ids)
+    return [messages.run(r, inputs.get(r.id, ()), outputs.get(r.id, ())) for r in found]
+
+
 def _run_message(store: Store, run_id: str) -> dict[str, Any]:
-    return messages.run(store.get_run(run_id), tracking.run_inputs(store, run_id),
-                        logged_models.of_run(store, run_id))
+    return _run_messages(store, [store.get_run(run_id)])[0]
 
 
 @router.post(f"{API}/runs/create")
@@ -272,7 +279,7 @@ def log_batch(store: WRITE, body: BODY) -> Any:
 
 @router.post(f"{API}/runs/log-inputs")
 def log_inputs(store: WRITE, body: BODY) -> Any:
-    tracking.log_inputs(store, _need(body, "run_id"), body.get("datasets"))
+    datasets.log_inputs(store, _need(body, "run_id"), body.get("datasets"))
     return {}
 
 
@@ -304,7 +311,7 @@ def search_runs(store: READ, body: BODY) -> Any:
                               filters.order_by(_list(body.get("order_by"))), limit=offset + size + 1,
                               experiments=ids or None, stage=filters.view_stage(body.get("run_view_type")))
     chunk, token = filters.page(found, offset, size)
-    return {"runs": [messages.run(r) for r in chunk], **({"next_page_token": token} if token else {})}
+    return {"runs": _run_messages(store, chunk), **({"next_page_token": token} if token else {})}
 
 
 @router.get(f"{API}/metrics/get-history")
@@ -434,12 +441,26 @@ def set_registered_model_tag(store: WRITE, body: BODY) -> Any:
 
 @router.post(f"{API}/registered-models/get-latest-versions")
 def get_latest_versions(store: READ, body: BODY) -> Any:
-    if _list(body.get("stages")):
-        raise errors.UnsupportedError("mlkeep has aliases, not MLflow's deprecated stages: use "
-                                      "set_registered_model_alias and models:/NAME@ALIAS.")
-    rm = store.registry.get(_need(body, "name"))
-    latest = [store.registry.get_version(rm.name, rm.latest_version)] if rm.latest_version else []
+    latest = registry.latest_versions(store, _need(body, "name"), _list(body.get("stages")))
     return {"model_versions": [messages.model_version(v) for v in latest]}
+
+
+@router.post(f"{API}/registered-models/rename")
+def rename_registered_model(store: WRITE, body: BODY) -> Any:
+    rm = store.registry.rename(_need(body, "name"), _need(body, "new_name"))
+    return {"registered_model": registry.registered_model(store, rm.name)}
+
+
+@router.delete(f"{API}/registered-models/delete")
+def delete_registered_model(store: WRITE, body: BODY) -> Any:
+    store.registry.delete(_need(body, "name"))
+    return {}
+
+
+@router.delete(f"{API}/registered-models/delete-tag")
+def delete_registered_model_tag(store: WRITE, body: BODY) -> Any:
+    store.registry.update_model(_need(body, "name"), tags={_need(body, "key"): ""})  # an empty value deletes
+    return {}
 
 
 @router.post(f"{API}/registered-models/alias")
@@ -487,6 +508,26 @@ def set_model_version_tag(store: WRITE, body: BODY) -> Any:
     return {}
 
 
+@router.delete(f"{API}/model-versions/delete-tag")
+def delete_model_version_tag(store: WRITE, body: BODY) -> Any:
+    store.registry.update_version(_need(body, "name"), registry.version_number(_need(body, "version")),
+                                  tags={_need(body, "key"): ""})  # an empty value deletes
+    return {}
+
+
+@router.delete(f"{API}/model-versions/delete")
+def delete_model_version(store: WRITE, body: BODY) -> Any:
+    store.registry.delete_version(_need(body, "name"), registry.version_number(_need(body, "version")))
+    return {}
+
+
+@router.post(f"{API}/model-versions/transition-stage")
+def transition_model_version_stage(store: WRITE, body: BODY) -> Any:
+    v = registry.transition_stage(store, _need(body, "name"), registry.version_number(_need(body, "version")),
+                                  _need(body, "stage"))
+    return {"model_version": messages.model_version(v)}
+
+
 @router.get(f"{API}/model-versions/search")
 def search_model_versions(store: READ, body: BODY) -> Any:
     found = [messages.model_version(v) for v in registry.search_versions(store, body.get("filter"))]
@@ -503,12 +544,6 @@ def get_model_version_download_uri(store: READ, body: BODY) -> Any:
 
 # -- everything else ------------------------------------------------------------------------------------------
 _UNSUPPORTED = {
-    "registered-models/delete": "deleting a registered model (versions are history in mlkeep)",
-    "registered-models/rename": "renaming a registered model",
-    "registered-models/delete-tag": "deleting a registered model's tag (set it to an empty value)",
-    "model-versions/delete": "deleting a model version (versions are history in mlkeep)",
-    "model-versions/delete-tag": "deleting a version's tag (set it to an empty value)",
-    "model-versions/transition-stage": "stages (use aliases: set_registered_model_alias, models:/NAME@ALIAS)",
     "experiments/set-experiment-tag": "experiment tags",
     "experiments/delete-experiment-tag": "experiment tags",
     "traces": "tracing (GenAI traces)",

@@ -1,4 +1,4 @@
-"""The MLflow tracking calls that take more than one mlkeep call: ids, run writes, datasets.
+"""The MLflow tracking calls that take more than one mlkeep call: ids and run writes.
 
 Experiment "0" is MLflow's default experiment: here it is mlkeep's
 `Default`. Runs keep MLflow's tags as they are (`mlflow.runName`,
@@ -10,8 +10,6 @@ appended again to the run's history.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -19,13 +17,11 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from mlkeep.errors import InvalidInputError
-from mlkeep.ids import new_id, now_ms
-from mlkeep.metadata.tables import datasets, links
+from mlkeep.ids import now_ms
 from mlkeep.metadata.tables import metrics as metrics_table
 from mlkeep.tracking import runs
-from mlkeep.tracking.entities import Dataset, Experiment, RunStatus
+from mlkeep.tracking.entities import Experiment, RunStatus
 from mlkeep.tracking.experiments import DEFAULT_EXPERIMENT
-from mlkeep.tracking.lineage import add_links
 from mlkeep.tracking.metrics import write_points
 from mlkeep.tracking.values import check_key, metric_value
 
@@ -133,53 +129,3 @@ def _existing(conn: Any, run_id: str, keys: set[str]) -> set[tuple[str, float | 
                                metrics_table.c.timestamp)
                         .where(metrics_table.c.run_id == run_id, metrics_table.c.key.in_(sorted(keys)))).all()
     return {(k, v, s, t) for k, v, s, t in rows}
-
-
-# -- datasets ----------------------------------------------------------------------------------------
-def log_inputs(store: Store, run_id: str, inputs: Sequence[Mapping[str, Any]] | None) -> None:
-    """LogInputs: each MLflow dataset (name, digest, source, schema, profile) becomes an mlkeep Dataset
-    record, the same record for the same name, digest and source, linked to the run as an input
-    (MLflow's per-input context tag, e.g. "training", is not kept: an mlkeep link has no tags)."""
-    runs.require_run(store.db, run_id)
-    for item in inputs or []:
-        described = item.get("dataset") or {}
-        name = described.get("name")
-        if not isinstance(name, str) or not name:
-            raise InvalidInputError("A logged dataset needs a name.")
-        ds = record_dataset(store, described)
-        with store.db.begin() as conn:
-            add_links(conn, [(ds.id, "dataset", run_id, "run", "input")])
-
-
-def record_dataset(store: Store, described: Mapping[str, Any]) -> Dataset:
-    """The mlkeep Dataset of an MLflow dataset description (metadata only: MLflow keeps no content)."""
-    from mlkeep.tracking.datasets import get_dataset, insert_dataset
-
-    fields = {k: str(described.get(k) or "") for k in ("name", "digest", "source_type", "source", "schema", "profile")}
-    identity = "\0".join(fields[k] for k in ("name", "digest", "source_type", "source"))
-    fingerprint = hashlib.sha256(f"mlflow-dataset\0{identity}".encode()).hexdigest()
-    with store.db.begin() as conn:
-        found = conn.execute(select(datasets.c.id).where(datasets.c.fingerprint == fingerprint)).scalar()
-        if found is None:
-            version = len(conn.execute(select(datasets.c.id).where(datasets.c.name == fields["name"])).all()) + 1
-            ds = Dataset(id=new_id(), name=fields["name"], fingerprint=fingerprint, version=str(version),
-                         location=fields["source"] or f"mlflow:{fields['digest']}", creation_time=now_ms())
-            insert_dataset(conn, ds, {"kind": "mlflow", "mlflow": fields})
-            found = ds.id
-    return get_dataset(store.db, found)
-
-
-def run_inputs(store: Store, run_id: str) -> list[dict[str, Any]]:
-    """The DatasetInput messages of a run: the MLflow datasets linked to it as inputs."""
-    with store.db.connect() as conn:
-        rows = conn.execute(
-            select(datasets.c.document).join(links, links.c.src_id == datasets.c.id)
-            .where(links.c.dst_id == run_id, links.c.relation == "input", links.c.src_kind == "dataset")
-            .order_by(datasets.c.creation_time)
-        ).all()
-    out = []
-    for (document,) in rows:
-        fields = json.loads(document).get("mlflow")
-        if fields:
-            out.append({"dataset": {k: v for k, v in fields.items() if v}, "tags": []})
-    return out
