@@ -41,6 +41,7 @@ from mlkeep.metadata.tables import (
     intermediates,
     latest_metrics,
     links,
+    metric_buckets,
     metrics,
     model_versions,
     models,
@@ -220,7 +221,7 @@ def _purge_runs(conn: Connection, run_ids: list[str]) -> None:
     conn.execute(delete(evaluations).where(evaluations.c.id.in_(evaluation_ids)))
     conn.execute(delete(predictions).where(predictions.c.id.in_(prediction_ids)))
     conn.execute(delete(models).where(models.c.id.in_(model_ids)))
-    for table in (params, tags, metrics, latest_metrics, artifacts):
+    for table in (params, tags, metrics, latest_metrics, metric_buckets, artifacts):
         conn.execute(delete(table).where(table.c.run_id.in_(run_ids)))
     conn.execute(delete(runs).where(runs.c.id.in_(run_ids)))
 

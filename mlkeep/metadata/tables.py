@@ -109,6 +109,33 @@ latest_metrics = Table(
     Index("ix_latest_metrics_key_value", "key", "value"),
 )
 
+# Per (run, metric, level, bucket): the count and the first, last, lowest and
+# highest point of the steps [bucket * width, (bucket + 1) * width) at each
+# width of `mlkeep.tracking.metric_buckets.LEVELS`. Kept for series longer than
+# its threshold by the flush that writes their points, so a chart of a long
+# series reads a few hundred of these rows, not the series.
+metric_buckets = Table(
+    "metric_buckets",
+    metadata,
+    Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("bucket", BigInteger, primary_key=True, autoincrement=False),
+    Column("count", BigInteger, nullable=False),
+    Column("first_step", BigInteger, nullable=False),
+    Column("first_timestamp", BigInteger, nullable=False),
+    Column("first_value", Float),  # NULL is NaN
+    Column("last_step", BigInteger, nullable=False),
+    Column("last_timestamp", BigInteger, nullable=False),
+    Column("last_value", Float),
+    Column("min_step", BigInteger),  # the min_ and max_ columns are NULL when every value is NaN
+    Column("min_timestamp", BigInteger),
+    Column("min_value", Float),
+    Column("max_step", BigInteger),
+    Column("max_timestamp", BigInteger),
+    Column("max_value", Float),
+)
+
 artifacts = Table(
     "artifacts",
     metadata,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from dataclasses import dataclass
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from mlkeep import __version__
 from mlkeep.access import LOCAL, Principal, verify_token
 from mlkeep.errors import InvalidInputError, MlkeepError
+from mlkeep.tracking.entities import Entity
 
 if TYPE_CHECKING:
     from mlkeep.store import Store
@@ -34,15 +36,48 @@ class JSON(JSONResponse):
 
 
 def jsonable(value: Any) -> Any:
-    if isinstance(value, float):
+    """`value` as plain JSON types; NaN and infinities become null.
+
+    A page of runs is thousands of small values, so the common types are
+    dispatched on their exact type first, and entities that keep the default
+    `Entity.to_dict` are walked field by field instead of through
+    `dataclasses.asdict` (which deep-copies every leaf only for this function
+    to copy it again): on a page of 50 runs that was most of the request.
+    """
+    t = type(value)
+    if t is str or t is int or t is bool or value is None:
+        return value
+    if t is float:
         return value if math.isfinite(value) else None
+    if t is dict:
+        return {k: jsonable(v) for k, v in value.items()}
+    if t is list or t is tuple:
+        return [jsonable(v) for v in value]
+    names = _entity_fields(t)
+    if names is not None:
+        return {n: jsonable(getattr(value, n)) for n in names}
+    if isinstance(value, float):  # numpy floats and other subclasses
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, dict):
         return {k: jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     if hasattr(value, "to_dict"):
         return jsonable(value.to_dict())
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):  # as `asdict` did inside an entity
+        return jsonable(dataclasses.asdict(value))
     return value
+
+
+_FIELDS: dict[type, tuple[str, ...] | None] = {}
+
+
+def _entity_fields(cls: type) -> tuple[str, ...] | None:
+    """The field names of an entity whose `to_dict` is `Entity`'s own (a plain field walk); else None."""
+    if cls not in _FIELDS:
+        plain = getattr(cls, "to_dict", None) is Entity.to_dict
+        _FIELDS[cls] = tuple(f.name for f in dataclasses.fields(cls)) if plain else None
+    return _FIELDS[cls]
 
 
 @dataclass(frozen=True)

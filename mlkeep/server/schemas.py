@@ -54,11 +54,13 @@ class SearchIn(BaseModel):
     page_token: Optional[str] = None
     experiments: Optional[list[str]] = None
     offset: int = Field(default=0, ge=0, le=MAX_INDEX, description="Where to start when no page_token is given.")
+    total: bool = Field(default=True, description="Also count every matching run (one more query).")
 
 
 class RunPage(BaseModel):
     runs: list[Run]
     next_page_token: Optional[str] = None
+    total: Optional[int] = Field(default=None, description="How many runs match in all (when asked for).")
 
 
 class MetricHistory(BaseModel):

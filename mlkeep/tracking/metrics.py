@@ -27,7 +27,9 @@ from mlkeep.metadata import Database
 from mlkeep.metadata.database import prepared
 from mlkeep.metadata.tables import latest_metrics, metrics
 from mlkeep.metadata.upsert import insert_for_dialect
+from mlkeep.tracking import metric_buckets
 from mlkeep.tracking.entities import Metric
+from mlkeep.tracking.metric_buckets import HistoryRow, window_rows
 from mlkeep.tracking.values import check_key, from_sql, metric_value
 
 log = logging.getLogger(__name__)
@@ -80,11 +82,14 @@ def write_rows(conn: Connection, rows: list[Row]) -> None:
     """Append rows (as `MetricBuffer` keeps them) and fold them into `latest_metrics`.
 
     Runs in the caller's transaction: two executemany calls whatever the
-    number of points, with statements compiled once per dialect.
+    number of points, with statements compiled once per dialect, then the
+    bucket summaries of series long enough to have them (`metric_buckets`).
     """
     if rows:
         prepared(conn.dialect, _insert_metrics).executemany(conn, rows)
-        prepared(conn.dialect, _upsert_latest).executemany(conn, _summaries(rows))
+        summaries = _summaries(rows)
+        prepared(conn.dialect, _upsert_latest).executemany(conn, summaries)
+        metric_buckets.fold(conn, rows, {(r[0], r[1]): r[7] for r in summaries})
 
 
 def _summaries(rows: list[Row]) -> list[list[Any]]:
@@ -278,10 +283,9 @@ _flusher = _Flusher()
 
 
 # -- history for charts ---------------------------------------------------------------------------
-HistoryRow = tuple[int, "float | None", int]  # step, value (None for NaN), timestamp
 _INT64 = (-(2**63), 2**63 - 1)
 _WINDOW_NAMES = ("run_id", "key", "lo", "hi")
-_BUCKET_NAMES = ("run_id", "key", "lo", "hi", "n", "span")
+_BUCKET_NAMES = ("run_id", "key", "lo", "hi", "origin", "width", "n")
 
 
 def history_rows(conn: Connection, run_id: str, key: str, *, max_points: int = 0, min_step: float | None = None,
@@ -289,11 +293,13 @@ def history_rows(conn: Connection, run_id: str, key: str, *, max_points: int = 0
     """The points of one series with `min_step <= step <= max_step`, by step then time, and how many there are.
 
     With `max_points` (at least 4; 0 for every point) and more points than
-    that, the database splits the window's steps into `max_points // 4`
-    equal-width buckets and sends only each bucket's first, lowest, highest
-    and last point (M4): a chart drawn from them is the chart of the full
-    series at that width (spikes survive), and a 100,000-point series never
-    crosses into Python.
+    that, the window's steps are split into at most `max_points // 4`
+    equal-width buckets (`metric_buckets.chart_buckets`) and only each
+    bucket's first, lowest, highest and last point (M4) comes back: a chart
+    drawn from them is the chart of the full series at that width (spikes
+    survive). A long series is answered from its bucket summaries; a short
+    one by the database's M4 query over its points. Either way a
+    100,000-point series never crosses into Python.
     """
     for bound in (min_step, max_step):
         if bound is not None and math.isnan(bound):
@@ -309,10 +315,14 @@ def history_rows(conn: Connection, run_id: str, key: str, *, max_points: int = 0
         total, first, last = cur.fetchone() or (0, 0, 0)
         cur.close()
         if total > max_points:
-            span = last - first + 1  # bucket = (step - first) * n // span: always 0 .. n-1
-            args = (run_id, key, first, last, max_points // 4, span)
+            n = max_points // 4
+            summarized = metric_buckets.summarized_history(conn, run_id, key, lo, hi, first, last, n)
+            if summarized is not None:
+                return summarized, int(total)
+            origin, width = metric_buckets.chart_buckets(first, last, n)
+            args = (run_id, key, first, last, origin, width, (last - origin) // width + 1)
             return _fetch(prepared(conn.dialect, _buckets).execute(conn, args)), int(total)
-    rows = _fetch(prepared(conn.dialect, _window_rows).execute(conn, (run_id, key, lo, hi)))
+    rows = _fetch(prepared(conn.dialect, window_rows).execute(conn, (run_id, key, lo, hi)))
     return rows, len(rows)
 
 
@@ -348,28 +358,22 @@ def _series_stats(dialect: str) -> tuple[Executable, Sequence[str]]:
     return stmt, ("run_id", "key")
 
 
-def _window_rows(dialect: str) -> tuple[Executable, Sequence[str]]:
-    c = metrics.c
-    return (select(c.step, c.value, c.timestamp).where(*_in_window()).order_by(c.step, c.timestamp, c.seq),
-            _WINDOW_NAMES)
-
-
 def _buckets(dialect: str) -> tuple[Executable, Sequence[str]]:
     """The ids (`seq`) of each bucket's first, lowest, highest and last point, then those points by step.
 
     PostgreSQL: one GROUP BY bucket, ordering inside the aggregate
     (`array_agg(... ORDER BY ...)[1]`). SQLite has no ordered aggregate and
     sorts a GROUP BY on an expression in a temporary B-tree, so it walks the
-    buckets as step ranges of the (run, key, step) index instead: first and
-    last are index seeks, and a lone min()/max() takes its other ("bare")
-    columns from the row holding the extreme. NaN (NULL) is never the
-    lowest or highest of a bucket that has a number.
+    buckets as step ranges of the (run, key, step) index instead, taking the
+    top row of each in the four orders. NaN (NULL) is never the lowest or
+    highest of a bucket that has a number. Long series rarely come here:
+    their charts are read from `metric_buckets`.
     """
     from sqlalchemy import text
 
     if dialect == "postgresql":
         sql = """
-        WITH pts AS (SELECT seq, step, timestamp, value, div((step - :lo)::numeric * :n, :span) AS b
+        WITH pts AS (SELECT seq, step, timestamp, value, div(step::numeric - :origin, :width) AS b
                      FROM metrics WHERE run_id = :run_id AND key = :key AND step >= :lo AND step <= :hi),
         picked AS (SELECT unnest(ARRAY[
                      (array_agg(seq ORDER BY step, timestamp, seq))[1],
@@ -380,15 +384,14 @@ def _buckets(dialect: str) -> tuple[Executable, Sequence[str]]:
         SELECT step, value, timestamp FROM metrics WHERE seq IN (SELECT seq FROM picked)
         ORDER BY step, timestamp, seq"""
     else:
-        # Bucket x holds the steps s with x <= (s - lo) * n / span < x + 1 (integer ceilings below).
+        # Bucket i holds the steps origin + i * width .. origin + (i + 1) * width - 1 inside lo .. hi.
         where = "run_id = :run_id AND key = :key AND step >= b.first AND step <= b.last"
-        picks = (f"SELECT seq FROM metrics WHERE {where} ORDER BY step, seq LIMIT 1",
-                 f"SELECT seq FROM (SELECT min(value), seq FROM metrics WHERE {where})",
-                 f"SELECT seq FROM (SELECT max(value), seq FROM metrics WHERE {where})",
-                 f"SELECT seq FROM metrics WHERE {where} ORDER BY step DESC, seq DESC LIMIT 1")
+        orders = ("step, timestamp, seq", "value IS NULL, value, step, timestamp, seq",
+                  "value IS NULL, value DESC, step, timestamp, seq", "step DESC, timestamp DESC, seq DESC")
+        picks = [f"SELECT seq FROM metrics WHERE {where} ORDER BY {o} LIMIT 1" for o in orders]
         sql = f"""
         WITH RECURSIVE x(i) AS (SELECT 0 UNION ALL SELECT i + 1 FROM x WHERE i < :n - 1),
-        b(first, last) AS (SELECT :lo + (i * :span + :n - 1) / :n, :lo + ((i + 1) * :span + :n - 1) / :n - 1 FROM x)
+        b(first, last) AS (SELECT max(:origin + i * :width, :lo), min(:origin + (i + 1) * :width - 1, :hi) FROM x)
         SELECT step, value, timestamp FROM metrics WHERE seq IN (
             {" UNION ".join(f"SELECT ({p}) FROM b" for p in picks)})
         ORDER BY step, timestamp, seq"""

@@ -29,3 +29,39 @@ def test_ensure_schema_is_idempotent_and_uses_wal(tmp_path: Path) -> None:
     assert "runs" in inspect(db.engine).get_table_names()
     with db.engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+
+
+def test_upgrading_to_metric_buckets_summarizes_long_series(tmp_path: Path) -> None:
+    """0008 adds `metric_buckets`; series already past the threshold get their summaries in the migration."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import insert, select
+
+    from mlkeep.metadata.database import MIGRATIONS, prepared
+    from mlkeep.metadata.tables import experiments, metric_buckets, runs
+    from mlkeep.tracking import metrics as tracking_metrics
+    from mlkeep.tracking.metric_buckets import LEVELS, SUMMARIZE_AFTER, summarize
+
+    db = Database(f"sqlite:///{tmp_path / 'm.db'}")
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    with db.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0007")
+    points = [("loss", 1 / (s + 1), s * 3, s) for s in range(SUMMARIZE_AFTER * 3)]
+    with db.begin() as conn:
+        conn.execute(insert(experiments).values(id="e", name="e", creation_time=0))
+        for run_id in ("long", "short"):
+            conn.execute(insert(runs).values(id=run_id, experiment_id="e", name=run_id, status="RUNNING",
+                                             start_time=0, lifecycle_stage="active"))
+        # Written as 0007 wrote them: points and latest_metrics only (no bucket table to fold into yet).
+        rows = [("long", k, s, t, v) for k, v, s, t in points] + [("short", "loss", 0, 0, 1.0)]
+        prepared(conn.dialect, tracking_metrics._insert_metrics).executemany(conn, rows)
+        prepared(conn.dialect, tracking_metrics._upsert_latest).executemany(conn, tracking_metrics._summaries(rows))
+    db.upgrade()
+    with db.connect() as conn:
+        got = conn.execute(select(metric_buckets).order_by("level", "bucket")).all()
+    expected = summarize([(s, t, v) for _, v, s, t in points])
+    assert {r.run_id for r in got} == {"long"}
+    assert [(r.level, r.bucket, *r[4:]) for r in got] == [
+        (level, b, *summary) for level in range(len(LEVELS)) for b, summary in sorted(expected[level].items())]

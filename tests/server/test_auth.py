@@ -120,6 +120,7 @@ def test_a_scoped_token_sees_and_writes_only_its_experiment(auth_api: TestClient
     h = bearer(world["scoped"])
     page = auth_api.get("/api/search/runs", headers=h).json()
     assert {r["experiment"] for r in page["runs"]} == {"mine"}
+    assert page["total"] == len(page["runs"])  # the count sees only its experiment too
     assert [e["name"] for e in auth_api.get("/api/experiments", headers=h).json()] == ["mine"]
     assert auth_api.get(f"/api/runs/{world['b']}", headers=h).status_code == 403
     assert auth_api.get(f"/api/runs/{world['a']}", headers=h).status_code == 200

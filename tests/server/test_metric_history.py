@@ -9,16 +9,18 @@ import pytest
 
 from mlkeep.errors import InvalidInputError
 from mlkeep.store import Store
+from mlkeep.tracking.metric_buckets import SUMMARIZE_AFTER, chart_buckets
 from mlkeep.tracking.metrics import history_rows
 
 
 def reference(points: list[tuple[int, float, int]], max_points: int) -> list[tuple[int, float, int]]:
-    """Each of `max_points // 4` equal-width step buckets keeps its first, lowest, highest and last point."""
-    n = max_points // 4
-    first, last = points[0][0], points[-1][0]
+    """Each bucket of `chart_buckets` keeps its first, lowest, highest and last point."""
+    steps = [p[0] for p in points]
+    origin, width = chart_buckets(min(steps), max(steps), max_points // 4)
     buckets: dict[int, list[tuple[int, float, int]]] = {}
     for p in points:
-        buckets.setdefault((p[0] - first) * n // (last - first + 1), []).append(p)
+        buckets.setdefault((p[0] - origin) // width, []).append(p)
+    assert len(buckets) <= max_points // 4
     keep = set()
     for pts in buckets.values():
         numbers = [p for p in pts if not math.isnan(p[1])] or pts
@@ -26,10 +28,12 @@ def reference(points: list[tuple[int, float, int]], max_points: int) -> list[tup
     return sorted(keep)
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_downsampled_history_is_first_min_max_last_of_each_bucket(store: Store, seed: int) -> None:
+@pytest.mark.parametrize(("seed", "sizes"), [(0, (3_000, 8_000)), (1, (3_000, 8_000)), (2, (300, SUMMARIZE_AFTER))])
+def test_downsampled_history_is_first_min_max_last_of_each_bucket(store: Store, seed: int,
+                                                                  sizes: tuple[int, int]) -> None:
+    """Long series come from their bucket summaries, short ones from the points: the same answer."""
     rng = np.random.default_rng(seed)
-    size = int(rng.integers(3_000, 8_000))
+    size = int(rng.integers(*sizes))
     steps = np.cumsum(rng.integers(1, 20, size)) + int(rng.integers(-500, 500))  # gaps, maybe negative
     values = rng.normal(size=size).cumsum()
     values[rng.choice(size, 30, replace=False)] = np.nan
@@ -37,6 +41,8 @@ def test_downsampled_history_is_first_min_max_last_of_each_bucket(store: Store, 
     with store.start_run("h") as run:
         for s, v in zip(steps.tolist(), values.tolist()):
             run.log_metric("loss", v, step=s, timestamp=1_700_000_000_000 + s)
+            if rng.random() < 0.002:
+                run.flush()  # summaries are folded flush by flush
     points = [(s, v, 1_700_000_000_000 + s) for s, v in zip(steps.tolist(), values.tolist())]
     max_points = int(rng.integers(40, 600))
     with store.db.connect() as conn:

@@ -43,3 +43,26 @@ def test_a_limit_in_the_filter_caps_the_whole_answer(store: Store, runs: list[st
         [r.id for r in store.search_runs("", "metrics.acc DESC")][20:]
     with pytest.raises(InvalidInputError):
         store.search_runs("", offset=-1)
+
+
+@pytest.mark.parametrize("filter_", ["", "metrics.acc > 0.3", "params.i < 10 and metrics.acc IS NULL",
+                                     "metrics.acc IS NOT NULL and params.i >= 5", "not metrics.acc < 0.5",
+                                     "metrics.acc >= 0 ORDER BY metrics.acc DESC LIMIT 9", "params.nothing = 'x'",
+                                     "metrics.acc != 0.3 and (params.i = '2' or tags.t = 'a')"])
+def test_every_page_says_how_many_runs_match_in_all(store: Store, runs: list[str], api: Any, filter_: str) -> None:
+    with store.start_run("elsewhere", "other") as other:
+        other.log_metric("acc", 0.99)
+    with store.start_run("paging", "nan") as nan:  # present for IS NOT NULL, passing no comparison
+        nan.log_metric("acc", float("nan"))
+        nan.log_param("i", 99)
+        nan.set_tag("t", "a")
+    matching = len(store.search_runs(filter_, experiments=["paging"]))
+    for offset in (0, 20):
+        page = api.get("/api/search/runs", params={"filter": filter_, "experiments": "paging", "page_size": 4,
+                                                   "offset": offset}).json()
+        assert page["total"] == matching
+    body = {"filter": filter_, "page_size": 2}
+    assert api.post("/api/search/runs", json=body).json()["total"] == len(store.search_runs(filter_))
+    assert api.post("/api/search/runs", json={**body, "total": False}).json()["total"] is None
+    store.delete_run(runs[0])  # hidden from search, so from the count
+    assert api.get("/api/search/runs", params={"experiments": "paging"}).json()["total"] == 23

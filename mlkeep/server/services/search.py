@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from mlkeep.access import Principal
 from mlkeep.errors import InvalidInputError
+from mlkeep.tracking.counting import count_runs
 from mlkeep.tracking.entities import Run
 
 if TYPE_CHECKING:
@@ -18,9 +19,10 @@ MAX_PAGE = 1000
 
 
 def search_page(store: Store, principal: Principal, filter: str = "", order_by: str | Sequence[str] | None = None,
-                page_size: int = 50, page_token: str | None = None,
-                experiments: Sequence[str] | None = None, offset: int = 0) -> tuple[list[Run], str | None]:
-    """One page of `search_runs` (from the token's place, else from `offset`) and the next page's token."""
+                page_size: int = 50, page_token: str | None = None, experiments: Sequence[str] | None = None,
+                offset: int = 0, total: bool = False) -> tuple[list[Run], str | None, int | None]:
+    """One page of `search_runs` (from the token's place, else from `offset`), the next page's token, and,
+    when `total` is asked for, how many runs match in all (one COUNT query; else None)."""
     principal.require("read")
     if isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE:
         raise InvalidInputError(f"page_size must be between 1 and {MAX_PAGE}, not {page_size!r}.")
@@ -31,7 +33,8 @@ def search_page(store: Store, principal: Principal, filter: str = "", order_by: 
         experiments = [principal.experiment_id]
     found = store.search_runs(filter, order_by=order_by or None, limit=page_size + 1, offset=offset,
                               experiments=experiments or None)
-    return found[:page_size], _token(offset + page_size) if len(found) > page_size else None
+    count = count_runs(store.db, filter, experiments=experiments or None) if total else None
+    return found[:page_size], _token(offset + page_size) if len(found) > page_size else None, count
 
 
 def _offset(token: str | None) -> int:

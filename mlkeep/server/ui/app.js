@@ -106,7 +106,7 @@ async function runsPage() {
   const st = runsState;
   app.innerHTML = "";
   const view = h(`<div>
-    <h1>Runs</h1>
+    <h1>Runs <span class="muted" id="total"></span></h1>
     <div class="panel">
       <div class="row">
         <input class="filter" id="filter" type="text" spellcheck="false" placeholder="metrics.accuracy > 0.9 and params.model = 'rf'">
@@ -165,7 +165,9 @@ async function runsPage() {
     });
     view.querySelector("#prev").disabled = st.page === 0;
     view.querySelector("#next").disabled = !page.next_page_token;
-    view.querySelector("#pageinfo").textContent = runs.length ? `runs ${st.page * st.pageSize + 1}–${st.page * st.pageSize + runs.length}` : "no runs match";
+    const of = page.total == null ? "" : ` of ${page.total.toLocaleString()}`;
+    view.querySelector("#pageinfo").textContent = runs.length ? `runs ${st.page * st.pageSize + 1}–${st.page * st.pageSize + runs.length}${of}` : "no runs match";
+    view.querySelector("#total").textContent = page.total == null ? "" : `${page.total.toLocaleString()} run${page.total === 1 ? "" : "s"}`;
     render();
   }
 
