@@ -1,8 +1,9 @@
 """`fsck`: check that a store is whole, as `git fsck` does for a repository.
 
 It checks the metadata database's own integrity (SQLite), that every object
-the metadata refers to exists (run artifacts, datasets, models, predictions,
-commits and their trees, intermediates' manifests and the chunks they name),
+the metadata refers to exists (`mlkeep.references`: run artifacts and
+environments, datasets, models, predictions, commits with their trees, chunks
+and skeletons, intermediates' manifests, chunks and skeletons),
 that every stored object still matches its hash, and that every commit's
 weights can be rebuilt bit for bit. Leftover
 temporary files of writers killed mid-write are harmless (nothing refers to
@@ -14,7 +15,6 @@ content stores a good copy instead of finding the bad one "already there".
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,8 +22,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 
 from mlkeep.errors import MlkeepError
-from mlkeep.gc import object_ids
-from mlkeep.metadata.tables import artifacts, commits, datasets, intermediates, models, predictions
+from mlkeep.metadata.tables import commits
+from mlkeep.references import references
 
 if TYPE_CHECKING:
     from mlkeep.store import Store
@@ -65,11 +65,11 @@ def fsck(store: Store, *, repair: bool = False, progress: Progress | None = None
         if progress:
             progress("objects", i + 1, 0)
     corrupt = set(report.corrupt)
-    for kind, entity_id, oid in _references(store):
-        if oid not in stored:
-            report.missing.append({"kind": kind, "id": entity_id, "object": oid})
-        elif oid in corrupt:
-            report.affected.append({"object": oid, "kind": kind, "id": entity_id})
+    for ref in references(store):
+        if ref.object not in stored:
+            report.missing.append({"kind": ref.kind, "id": ref.entity, "object": ref.object})
+        elif ref.object in corrupt:
+            report.affected.append({"object": ref.object, "kind": ref.kind, "id": ref.entity})
     for commit_id, repo, tree in _commits(store):
         try:
             store.tensors.verify(tree)
@@ -91,34 +91,6 @@ def _database_problems(store: Store) -> list[str]:
         rows = [r[0] for r in conn.exec_driver_sql("PRAGMA integrity_check").all()]
         fk = conn.exec_driver_sql("PRAGMA foreign_key_check").all()
     return [r for r in rows if r != "ok"] + [f"foreign key violation in {r[0]} row {r[1]}" for r in fk]
-
-
-def _references(store: Store) -> Iterator[tuple[str, str, str]]:
-    """(kind, entity id, object id) for every object the metadata points to."""
-    with store.db.connect() as conn:
-        for run_id, path, oid in conn.execute(select(artifacts.c.run_id, artifacts.c.path, artifacts.c.object)):
-            yield "artifact", f"{run_id}/{path}", oid
-        for table, kind in ((models, "model"), (predictions, "prediction")):
-            for entity_id, oid in conn.execute(select(table.c.id, table.c.object).where(table.c.object.is_not(None))):
-                yield kind, entity_id, oid
-        for entity_id, document in conn.execute(select(datasets.c.id, datasets.c.document)):
-            oid = json.loads(document).get("object")
-            if oid:
-                yield "dataset", entity_id, oid
-        for commit_id, tree, pruned in conn.execute(select(commits.c.id, commits.c.tree, commits.c.pruned_time)):
-            yield "commit", commit_id, commit_id
-            if pruned is None:  # retention dropped the weights of a pruned commit on purpose
-                yield "tree", commit_id, tree
-        stored = conn.execute(select(intermediates.c.id, intermediates.c.manifest)
-                              .where(intermediates.c.manifest.is_not(None))).all()
-    for inter_id, manifest in stored:
-        yield "intermediate", inter_id, manifest
-        try:
-            named = object_ids(json.loads(store.objects.get_bytes(manifest)))
-        except (MlkeepError, FileNotFoundError, ValueError):
-            continue  # a missing or corrupt manifest is reported as such
-        for oid in named:
-            yield "intermediate chunk", inter_id, oid
 
 
 def _commits(store: Store) -> Iterator[tuple[str, str, str]]:

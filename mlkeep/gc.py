@@ -1,6 +1,7 @@
 """`gc`: delete the objects nothing in the store reaches, as `git gc` prunes loose objects.
 
-Reachable means named by a *root provider*. The built-in ones cover every
+Reachable means named by a *root provider*. The built-in ones (walking
+`mlkeep.references`, which fsck and du share) cover every
 commit (its object, its tensor tree, every chunk object the tree names, each
 delta base down to its chain's root — bases deeper than a chunk's direct base
 are found by reading chunk headers — and an estimator's pickled skeleton),
@@ -28,7 +29,9 @@ commit object, and only then the database row that makes them reachable. So
 an object younger than the grace period (default one hour) is never deleted,
 reachable or not; a writer that reuses an existing object refreshes its
 modification time (`ObjectStore.put_compressed`), and each object's age is
-read again just before it is deleted.
+read again just before it is deleted. On S3, a writer killed mid-upload
+leaves an incomplete multipart upload rather than an object; those started
+before the grace period are aborted, which frees their parts.
 """
 
 from __future__ import annotations
@@ -44,8 +47,10 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mlkeep.errors import InvalidInputError, MlkeepError, NotFoundError
-from mlkeep.metadata.tables import artifacts, commits, datasets, models, predictions
+from mlkeep.errors import InvalidInputError
+from mlkeep.metadata.tables import datasets, models, predictions
+from mlkeep.objects.store import IncompleteUpload
+from mlkeep.references import commit_references, tracking_references
 from mlkeep.retention import RetentionReport, apply_retention
 
 if TYPE_CHECKING:
@@ -73,6 +78,9 @@ class GcReport:
     dry_run: bool = False
     providers: list[str] = field(default_factory=list)
     retention: RetentionReport | None = None  # what the store's retention policy removed first
+    # multipart uploads (S3) that killed writers left, older than the grace period: aborted (listed on a dry run)
+    incomplete_uploads: list[IncompleteUpload] = field(default_factory=list)
+    upload_bytes_freed: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -104,7 +112,8 @@ def gc(
     progress: Callable[[str, int, int], None] | None = None,
 ) -> GcReport:
     """Apply the retention policy (`mlkeep.retention`), then delete every object no root provider
-    reaches and that is older than `grace_seconds`.
+    reaches and that is older than `grace_seconds`, and abort the multipart uploads (S3) started
+    before the grace period that never completed.
 
     With `dry_run`, change nothing and report what would go (the runs and
     versions retention would remove are listed; their blobs are counted by
@@ -153,7 +162,10 @@ def gc(
             elif outcome == "deleted":
                 report.deleted.append(oid)
                 report.bytes_freed += stored[oid][0]
-    log.info("gc: %d objects, %d unreachable, %d deleted", report.objects, report.unreachable, len(report.deleted))
+    report.incomplete_uploads = store.objects.abort_incomplete_uploads(started - grace_seconds, dry_run=dry_run)
+    report.upload_bytes_freed = sum(u.size for u in report.incomplete_uploads)
+    log.info("gc: %d objects, %d unreachable, %d deleted, %d incomplete uploads", report.objects, report.unreachable,
+             len(report.deleted), len(report.incomplete_uploads))
     return report
 
 
@@ -173,59 +185,21 @@ def _before(modified: float | None, cutoff: float) -> bool:
 # ----------------------------------------------------------------- built-in roots
 def commit_roots(store: Store) -> Iterator[str]:
     """Every commit's object; and unless retention dropped its weights, its tensor tree's objects and
-    delta chains and its estimator skeleton."""
-    from mlkeep.versioning.commit import read_commit
-
-    with store.db.connect() as conn:
-        rows = conn.execute(select(commits.c.id, commits.c.tree, commits.c.pruned_time)).all()
-    for commit_id, tree, pruned in rows:
-        yield commit_id
-        if pruned is not None:
-            continue
-        try:
-            yield from store.tensors.tree_objects(tree)
-        except NotFoundError:
-            log.warning("gc: commit %s names a missing tree %s (run `mlkeep fsck`)", commit_id, tree)
-            yield tree
-        try:
-            commit = read_commit(store.objects, commit_id)
-        except MlkeepError:
-            continue  # a missing or corrupt commit object: fsck's business, its tree is kept above
-        yield from (v for k, v in commit.extra.items() if k == "skeleton")
+    delta chains and its estimator skeleton (`mlkeep.references`; a corrupt tree aborts the collection)."""
+    return (ref.object for ref in commit_references(store, strict=True))
 
 
 def tracking_roots(store: Store) -> Iterator[str]:
-    """Objects of run artifacts, datasets (their content), models and predictions, and any object
-    named in a run's environment summary or an entity's document (e.g. the environment document)."""
+    """Objects of run artifacts, datasets (their content), models and predictions (`mlkeep.references`),
+    and, as a safety net, any object id named in a run's environment summary or an entity's document."""
     from mlkeep.metadata.tables import evaluations, runs
 
+    yield from (ref.object for ref in tracking_references(store))
     with store.db.connect() as conn:
-        yield from conn.execute(select(artifacts.c.object)).scalars()
-        for table in (models, predictions):
-            yield from conn.execute(select(table.c.object).where(table.c.object.is_not(None))).scalars()
         for column in (datasets.c.document, models.c.document, predictions.c.document, evaluations.c.document,
                        runs.c.environment):
             for document in conn.execute(select(column).where(column.is_not(None))).scalars():
                 yield from object_ids(_loads(document))
-
-
-def intermediate_roots(store: Store) -> Iterator[str]:
-    """Stand-in until the intermediates subsystem registers its own provider named "intermediates":
-    every object id found anywhere in an intermediate's row document or manifest object (JSON)."""
-    from mlkeep.metadata.tables import intermediates
-
-    if "intermediates" in _providers:
-        return
-    with store.db.connect() as conn:
-        rows = conn.execute(select(intermediates.c.manifest, intermediates.c.document)).all()
-    for manifest, document in rows:
-        yield from object_ids(_loads(document))
-        if manifest:
-            yield manifest
-            try:
-                yield from object_ids(_loads(store.objects.get_bytes(manifest)))
-            except MlkeepError:
-                continue
 
 
 def _loads(data: str | bytes) -> Any:
@@ -251,4 +225,3 @@ def object_ids(doc: Any) -> Iterator[str]:
 
 register_root_provider("commits", commit_roots)
 register_root_provider("tracking", tracking_roots)
-register_root_provider("intermediates-fallback", intermediate_roots)

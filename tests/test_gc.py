@@ -99,7 +99,8 @@ def test_unreachable_objects_go_and_every_checkout_stays_bit_exact(store: Store,
 def test_delta_bases_named_only_in_chunk_headers_are_kept(store: Store) -> None:
     rng = np.random.default_rng(0)
     w = rng.normal(size=20000).astype(np.float32)
-    policy = StoragePolicy(chunk_bytes=8192, max_read_amplification=10.0, sample_bytes=1024, read_weight=0.0)
+    policy = StoragePolicy(chunk_bytes=8192, max_read_amplification=10.0, sample_bytes=1024, read_weight=0.0,
+                           max_chain_depth=8)  # deep chains on purpose: bases named only in headers
     trees, parent, versions = [], None, []
     for _ in range(6):
         w = w + rng.normal(scale=1e-4, size=w.shape).astype(np.float32)

@@ -47,6 +47,9 @@ def gc(
         f"({report.too_young} younger than {grace:g}s kept); {verb} {len(report.deleted)} "
         f"({_common.size(report.bytes_freed)})"
     )
+    if report.incomplete_uploads:
+        typer.echo(f"{'would abort' if dry_run else 'aborted'} {_common.count(len(report.incomplete_uploads), 'incomplete upload')} "
+                   f"left by killed writers ({_common.size(report.upload_bytes_freed)})")
 
 
 @retention_app.command("set")

@@ -137,7 +137,7 @@ def fsck(
 
 def _register() -> None:
     # The domain modules add their commands to `app`; imported here, after `app` exists.
-    from mlkeep.cli import admin, artifacts, entities, exchange, gc, intermediates, lineage, registry, repo, runs, server
+    from mlkeep.cli import admin, artifacts, du, entities, exchange, gc, intermediates, lineage, registry, repo, runs, server
     from mlkeep.cli import mlflow_import
 
     app.add_typer(runs.app, name="runs")
@@ -150,6 +150,7 @@ def _register() -> None:
     exchange.register(app)
     server.register(app)
     gc.register(app)
+    du.register(app)
     app.add_typer(server.token_app, name="token")
     admin.register(app)
     registry.register_commands(app)

@@ -16,8 +16,10 @@ written straight to their final key, never to a temporary name then renamed
 (S3 has no rename; a copy would double the traffic). Two writers of the same
 blob both PUT the same bytes under the same key, which is harmless. A writer
 killed mid-upload leaves an incomplete multipart upload, invisible to
-readers; a bucket lifecycle rule (AbortIncompleteMultipartUpload) reclaims
-its parts. Large blobs stream in both directions, one part in memory at a time.
+readers, whose parts `mlkeep gc` aborts once they are older than its grace
+period (`abort_incomplete_uploads`; a bucket lifecycle rule,
+AbortIncompleteMultipartUpload, does the same on AWS). Large blobs stream in
+both directions, one part in memory at a time.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from typing import IO, Any
 from urllib.parse import parse_qsl, urlsplit
 
 from mlkeep.errors import InvalidInputError
-from mlkeep.objects.store import CHUNK, LEVEL, ObjectStore, _zstd
+from mlkeep.objects.store import CHUNK, LEVEL, IncompleteUpload, ObjectStore, _zstd
 
 PART_SIZE = 16 << 20
 _QUERY = {"endpoint_url", "key", "secret", "token", "region", "part_size", "anon"}
@@ -127,6 +129,49 @@ class S3ObjectStore(ObjectStore):
     def temporary_files(self) -> list[str]:
         """Always empty: nothing is written under a temporary name on S3."""
         return []
+
+    def abort_incomplete_uploads(self, older_than: float, *, dry_run: bool = False) -> list[IncompleteUpload]:
+        """Abort the multipart uploads under this store's prefix started before `older_than` (POSIX seconds).
+
+        They are what writers killed mid-upload leave: never visible to
+        readers, but their parts are stored (and billed) until aborted. An
+        upload still running that is older than the cutoff is aborted too and
+        its writer fails with an error, so the cutoff must exceed the longest
+        upload (gc's grace period, an hour by default). With `dry_run`, only
+        list them. Uploads outside the prefix (another store, another tool)
+        are never touched.
+        """
+        bucket, _, prefix = self.root.partition("/")
+        query: dict[str, Any] = {"Bucket": bucket, "Prefix": f"{prefix}/" if prefix else ""}
+        found = []
+        while True:
+            page = self.fs.call_s3("list_multipart_uploads", **query)
+            for upload in page.get("Uploads") or []:
+                initiated = upload["Initiated"].timestamp()
+                if initiated > older_than:
+                    continue
+                key, upload_id = upload["Key"], upload["UploadId"]
+                try:
+                    size = self._parts_size(bucket, key, upload_id)
+                    if not dry_run:
+                        self.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key=key, UploadId=upload_id)
+                except FileNotFoundError:  # NoSuchUpload: completed or aborted since it was listed
+                    continue
+                found.append(IncompleteUpload(f"{bucket}/{key}", upload_id, initiated, size))
+            if not page.get("IsTruncated"):
+                return found
+            query.update(KeyMarker=page["NextKeyMarker"], UploadIdMarker=page["NextUploadIdMarker"])
+
+    def _parts_size(self, bucket: str, key: str, upload_id: str) -> int:
+        """Bytes of the parts an incomplete upload holds (what aborting it frees)."""
+        size = 0
+        query: dict[str, Any] = {"Bucket": bucket, "Key": key, "UploadId": upload_id}
+        while True:
+            page = self.fs.call_s3("list_parts", **query)
+            size += sum(int(p.get("Size") or 0) for p in page.get("Parts") or [])
+            if not page.get("IsTruncated"):
+                return size
+            query["PartNumberMarker"] = page["NextPartNumberMarker"]
 
     def _write(self, oid: str, payload: bytes) -> None:
         self._upload(oid, lambda dst: dst.write(payload))

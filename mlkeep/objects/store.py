@@ -17,6 +17,7 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
 
@@ -30,6 +31,19 @@ def _zstd() -> Any:
     import zstandard
 
     return zstandard
+
+
+@dataclass(frozen=True)
+class IncompleteUpload:
+    """A multipart upload a writer started and never completed (S3): invisible to readers, but its parts take space."""
+
+    key: str
+    upload_id: str
+    initiated: float  # POSIX seconds
+    size: int  # bytes of the parts uploaded so far
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
 
 
 def _check_id(oid: str) -> str:
@@ -189,17 +203,53 @@ class ObjectStore:
 
     def verify(self, oid: str) -> bool:
         """True when the stored blob still matches its id (streamed: any size, little memory)."""
-        digest = hashlib.sha256()
         try:
-            with self._open_raw(oid) as src:
-                reader = _zstd().ZstdDecompressor().stream_reader(src)
-                while chunk := reader.read(CHUNK):
-                    digest.update(chunk)
+            return self._content_digest(oid)[0] == oid
         except NotFoundError:
             raise
         except Exception:  # not a zstd frame, truncated, unreadable: corrupt either way
             return False
-        return digest.hexdigest() == oid
+
+    def content_size(self, oid: str) -> int:
+        """The blob's uncompressed size, from its zstd frame header (one small read).
+
+        For reports (`du`), not for trusting content: the header is not
+        verified. A frame without a recorded size is read whole, and then
+        checked against its id (`CorruptObjectError` if it does not match).
+        """
+        try:
+            header = self.fs.cat_file(self.path(oid), start=0, end=18)  # the longest zstd frame header: one ranged read
+        except FileNotFoundError:
+            raise NotFoundError(f"Object {oid} is not in the object store at {self.root}.") from None
+        try:
+            size = _zstd().frame_content_size(header)
+        except Exception as exc:
+            raise CorruptObjectError(f"Object {oid} is not a zstd frame: {exc}. Run `mlkeep fsck`.") from exc
+        if size >= 0:
+            return int(size)
+        digest, size = self._content_digest(oid)
+        if digest != oid:
+            raise CorruptObjectError(f"Object {oid} does not match its hash. Run `mlkeep fsck`.")
+        return size
+
+    def _content_digest(self, oid: str) -> tuple[str, int]:
+        """(SHA-256, size) of the blob's content, streamed."""
+        digest = hashlib.sha256()
+        size = 0
+        with self._open_raw(oid) as src:
+            reader = _zstd().ZstdDecompressor().stream_reader(src)
+            while chunk := reader.read(CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+        return digest.hexdigest(), size
+
+    def abort_incomplete_uploads(self, older_than: float, *, dry_run: bool = False) -> list[IncompleteUpload]:
+        """Abort the multipart uploads started before `older_than` (POSIX seconds) and never completed.
+
+        A folder has none: a killed writer leaves a temporary file instead
+        (`temporary_files`). The S3 store overrides this.
+        """
+        return []
 
     def open_compressed(self, oid: str) -> IO[bytes]:
         """The stored (zstd) bytes of a blob as a stream, unverified: for copying between stores."""

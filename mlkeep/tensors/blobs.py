@@ -37,14 +37,30 @@ def _zstd() -> Any:
     return zstandard
 
 
-def compress(data: bytes | memoryview | np.ndarray, level: int) -> bytes:
-    """zstd frame of `data` (with its content size), one compressor per thread and level."""
+def compress(data: bytes | memoryview | np.ndarray, level: int, planes: bool = False) -> bytes:
+    """zstd frame of `data` (with its content size), one compressor per thread and setting.
+
+    `planes` tunes zstd for one byte plane of floats or of a delta: what
+    compresses there is the skewed distribution of byte values (entropy
+    coding), not repeats, so short matches (zstd's default minimum of 4-5
+    bytes) are mostly noise that costs time and bytes. Minimum match 7 with a
+    small hash table was 20-30% faster and 2-3% smaller on MiniLM's planes
+    than level 1 as it is.
+    """
     cache = getattr(_local, "compressors", None)
     if cache is None:
         cache = _local.compressors = {}
-    comp = cache.get(level)
+    comp = cache.get((level, planes))
     if comp is None:
-        comp = cache[level] = _zstd().ZstdCompressor(level=level)
+        zstd = _zstd()
+        if planes:
+            base = zstd.ZstdCompressionParameters.from_level(level)
+            params = zstd.ZstdCompressionParameters.from_level(
+                level, min_match=7, hash_log=min(base.hash_log, 10), write_content_size=True)
+            comp = zstd.ZstdCompressor(compression_params=params)
+        else:
+            comp = zstd.ZstdCompressor(level=level)
+        cache[(level, planes)] = comp
     return comp.compress(data)  # type: ignore[no-any-return]
 
 

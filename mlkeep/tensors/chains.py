@@ -72,6 +72,8 @@ class ChainDecoder:
         base_header, base_data = self._read(header.base, header.nbytes, level + 1)
         if header.encoding == codecs.XOR and base_header.width == header.width > 1:
             return self._planes(base_header, base_data, level + 1)
+        if base_header.encoding == codecs.FULL and base_header.width == 1:
+            return codecs.planes_of(base_header, base_data)[0]  # a flat root is its bytes: use them in place
         base = np.empty(header.nbytes, dtype=np.uint8)
         self._into(base_header, base_data, base, level + 1)
         return base

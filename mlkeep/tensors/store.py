@@ -48,6 +48,7 @@ from mlkeep.tensors.tree import Tree
 TreeId = str
 _META_LEVEL = 3
 _WRAP_LEVEL = -100
+_IO_THREADS = 4  # enough to overlap fsyncs; more only contend for the directory locks
 
 
 @dataclass(frozen=True)
@@ -310,7 +311,7 @@ class TensorStore:
         estimated, decoded = 0.0, 0
         done: dict[str, ChunkRef] = {}
         for cid, f in futures.items():
-            options, _, _, candidates, k = f.result()
+            options, _, _, candidates, k, _ = f.result()
             estimated += candidates[k].estimate
             decoded += len(changed[cid][2]) * (candidates[k].depth + 1)
             src = changed[cid][3]
@@ -328,9 +329,10 @@ class TensorStore:
 
     def _plan_chunk(
         self, cid: str, raw: np.ndarray, parent: ChunkRef | None, job: _Job, limit: int, policy: StoragePolicy
-    ) -> tuple[list[_Option], dict[str, np.ndarray], dict[int, bytes], list[Candidate], int]:
+    ) -> tuple[list[_Option], dict[str, np.ndarray], dict[int, bytes], list[Candidate], int, dict[int, frozenset[int]]]:
         """The candidate encodings of one changed chunk, their estimated sizes, and the index of the cheapest
-        (with the encoded object content of each candidate it encoded whole)."""
+        (with the encoded object content of each candidate it encoded whole, and for each sampled one the
+        planes its sample showed to be incompressible)."""
         n, width = len(raw), plane_width(job.dtype)
         options = [_Option(codecs.FULL, None, None, 0, 1)]  # flat: the bytes as they are
         if width > 1:
@@ -347,6 +349,7 @@ class TensorStore:
         exact = n <= policy.sample_bytes
         sample = _sample_spans(n, policy.sample_bytes, width)
         encoded: dict[int, bytes] = {}
+        noise: dict[int, frozenset[int]] = {}
         candidates = []
         for k, o in enumerate(options):
             base_raw = bases[o.base] if o.base else None
@@ -356,24 +359,27 @@ class TensorStore:
             elif o.flat:
                 estimate = float(n)
             else:
-                estimate = _estimate(o.encoding, raw, base_raw, width, sample, policy.level) * n
+                ratio, noise[k] = _estimate(o.encoding, raw, base_raw, width, sample, policy.level)
+                estimate = ratio * n
             candidates.append(Candidate(o.encoding, o.base, o.depth, estimate, o.interleaves))
         best = choose(policy, candidates, n, limit)
-        return options, bases, encoded, candidates, candidates.index(best)
+        return options, bases, encoded, candidates, candidates.index(best), noise
 
     @staticmethod
     def _pack(o: _Option, raw: np.ndarray, base: np.ndarray | None, cid: str, algorithm: str,
-              policy: StoragePolicy) -> bytes:
-        return codecs.pack(o.encoding, raw, base, o.width, cid, algorithm, o.base, None if o.flat else policy.level)
+              policy: StoragePolicy, keep_raw: frozenset[int] = frozenset()) -> bytes:
+        return codecs.pack(o.encoding, raw, base, o.width, cid, algorithm, o.base, None if o.flat else policy.level,
+                           keep_raw)
 
     def _encode_chunk(
         self, cid: str, raw: np.ndarray, parent: ChunkRef | None, job: _Job, limit: int, policy: StoragePolicy
     ) -> tuple[ChunkRef, Future[None]]:
         """Choose the cheapest encoding of one changed chunk; hand its write to the I/O pool."""
         n = len(raw)
-        options, bases, encoded, _, k = self._plan_chunk(cid, raw, parent, job, limit, policy)
+        options, bases, encoded, _, k, noise = self._plan_chunk(cid, raw, parent, job, limit, policy)
         o = options[k]
-        logical = encoded.get(k) or self._pack(o, raw, bases[o.base] if o.base else None, cid, job.hash, policy)
+        logical = encoded.get(k) or self._pack(o, raw, bases[o.base] if o.base else None, cid, job.hash, policy,
+                                               noise.get(k, frozenset()))
         # The planes inside are compressed already: the object store's frame only wraps them, at zstd's
         # fastest setting (level 1 took six times longer here, to save nothing).
         packed = compress(logical, _WRAP_LEVEL)
@@ -578,7 +584,7 @@ class TensorStore:
     def _io_executor(self) -> ThreadPoolExecutor:
         with self._pool_lock:
             if self._io is None:
-                self._io = ThreadPoolExecutor(16, thread_name_prefix="mlkeep-tensors-io")
+                self._io = ThreadPoolExecutor(_IO_THREADS, thread_name_prefix="mlkeep-tensors-io")
             return self._io
 
     def _count(self, **counts: int) -> None:
@@ -643,6 +649,8 @@ def _stored(tree_id: str, name: str, m: TensorManifest) -> TensorManifest:
 def _equal(a: np.ndarray, b: np.ndarray) -> bool:
     if len(a) != len(b):
         return False
+    if len(a) > 8192 and not np.array_equal(a[:4096], b[:4096]):
+        return False  # a trained chunk differs at once: skip the pass over all of it
     if len(a) % 8 == 0:
         return bool((a.view(np.uint64) == b.view(np.uint64)).all())
     return bool(np.array_equal(a, b))
@@ -686,8 +694,17 @@ def _sample_spans(n: int, sample_bytes: int, width: int) -> list[tuple[int, int]
     return [(i * step, i * step + piece) for i in range(4)]
 
 
-def _estimate(enc: str, raw: np.ndarray, base: np.ndarray | None, width: int, sample: list[tuple[int, int]], level: int) -> float:
-    """Stored bytes per raw byte of `enc` on a sample of the chunk (planes compressed one by one, as stored)."""
+# A plane whose sample zstd shrinks by less than this is stored raw without compressing it whole.
+_NOISE = 0.97
+
+
+def _estimate(enc: str, raw: np.ndarray, base: np.ndarray | None, width: int, sample: list[tuple[int, int]],
+              level: int) -> tuple[float, frozenset[int]]:
+    """Stored bytes per raw byte of `enc` on a sample of the chunk (planes compressed one by one, as stored),
+    and the planes that barely compress (kept raw when the chunk is stored)."""
     parts = [codecs.encode(enc, raw[a:b], None if base is None else base[a:b], width).reshape(width, -1) for a, b in sample]
     planes = np.concatenate(parts, axis=1)
-    return codecs.stored_size(planes, width, level) / planes.size
+    sizes = codecs.plane_sizes(planes, width, level)
+    noise = frozenset(i for i, size in enumerate(sizes) if size >= _NOISE * planes.shape[1])
+    stored = sum(planes.shape[1] if i in noise else size for i, size in enumerate(sizes))
+    return stored / planes.size, noise

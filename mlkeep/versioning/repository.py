@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError
+from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError, WeightsPrunedError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.metadata import Database
 from mlkeep.metadata.tables import commits, repositories
@@ -200,7 +200,11 @@ class Repository:
         return plan(self, ref, recovery, limit)
 
     def tensors_of(self, commit: Commit) -> dict[str, TensorLike]:
-        """A commit's tensors, bit for bit: read from the tensor store, or re-made by its provenance and verified."""
+        """A commit's tensors, bit for bit: read from the tensor store, or re-made by its provenance and verified.
+
+        Raises `WeightsPrunedError` when retention dropped the commit's weights.
+        """
+        self._check_kept(commit)
         if not self.tensors.is_recipe(commit.tree):
             return self.tensors.get_tree(commit.tree)
         if self._recovered is not None and self._recovered[0] == commit.id:
@@ -211,6 +215,7 @@ class Repository:
 
     def tensor_of(self, commit: Commit, name: str) -> TensorLike:
         """One tensor of a commit (re-made through its provenance only when it is not stored)."""
+        self._check_kept(commit)
         manifests = self.tensors.manifests(commit.tree)
         if name in manifests and all(c.obj for c in manifests[name].chunks):
             return self.tensors.get_tensor(commit.tree, name)
@@ -220,6 +225,17 @@ class Repository:
         return tensors[name]
 
     # ---------------------------------------------------------------- internals
+    def _check_kept(self, commit: Commit) -> None:
+        """Raise `WeightsPrunedError` for a commit whose weights retention dropped. Checked before
+        reading, so the answer does not depend on whether `gc` has deleted the objects yet."""
+        with self.db.connect() as conn:
+            pruned = conn.execute(select(commits.c.pruned_time).where(commits.c.id == commit.id)).scalar()
+        if pruned is not None:
+            raise WeightsPrunedError(
+                f"Commit {commit.id[:12]} of {self.name!r} is in history, but its weights were dropped by the "
+                "store's retention policy (`mlkeep retention show`); tag or branch a version to keep its weights."
+            )
+
     def _recover(self, commit: Commit) -> dict[str, TensorLike]:
         """Re-run the commit's training provenance from its parent and verify the result bit for bit."""
         if not commit.provenance:

@@ -90,3 +90,22 @@ def test_blobs_are_read_only_on_disk(objects: ObjectStore) -> None:
         pytest.skip("file modes exist only in a local folder")
     oid = objects.put_bytes(b"frozen")
     assert not os.stat(objects.path(oid)).st_mode & 0o222
+
+
+def test_content_size_from_the_frame_header_or_by_reading(objects: ObjectStore, tmp_path: Path) -> None:
+    import zstandard
+
+    big = os.urandom(1000) * 300
+    assert objects.content_size(objects.put_bytes(big)) == len(big)
+    src = tmp_path / "f.bin"
+    src.write_bytes(b"streamed" * 5000)
+    assert objects.content_size(objects.put_file(src)[0]) == 40000
+    unsized = b"no size in the header" * 50
+    oid = hashlib.sha256(unsized).hexdigest()
+    objects.put_compressed(oid, zstandard.ZstdCompressor(write_content_size=False).compress(unsized))
+    assert objects.content_size(oid) == len(unsized)  # read whole, and checked against its id
+    _overwrite(objects, oid, zstandard.ZstdCompressor(write_content_size=False).compress(b"other bytes"))
+    with pytest.raises(CorruptObjectError):
+        objects.content_size(oid)
+    with pytest.raises(NotFoundError):
+        objects.content_size("0" * 64)

@@ -132,3 +132,67 @@ def test_peak_memory_stays_bounded_for_a_large_artifact(seaweedfs: Any, tmp_path
     )
     growth_mib = int(out.stdout.strip())
     assert growth_mib < 96, f"peak RSS grew by {growth_mib} MiB for a {size // MiB} MiB blob"
+
+
+KILLED_WRITER = textwrap.dedent(
+    """
+    import sys
+    from mlkeep.objects import ObjectStore
+    store = ObjectStore.from_url(sys.argv[1])
+    store.put_stream(sys.argv[2], sys.stdin.buffer)  # parts go up as stdin fills them; killed before the end
+    """
+)
+
+
+def _uploads(store: S3ObjectStore, prefix: str = "") -> list[str]:
+    bucket = store.root.split("/", 1)[0]
+    page = store.fs.call_s3("list_multipart_uploads", Bucket=bucket, Prefix=prefix)
+    return sorted(f"{bucket}/{u['Key']}" for u in page.get("Uploads") or [])
+
+
+def test_gc_aborts_the_multipart_upload_a_killed_writer_left(seaweedfs: Any, tmp_path: Path) -> None:
+    """A writer SIGKILLed mid-upload leaves an incomplete multipart upload: invisible, but its parts take space.
+    gc aborts it once older than the grace period, and never touches uploads outside the store's prefix."""
+    import signal
+    import time
+
+    import mlkeep
+    from mlkeep.gc import gc
+
+    url = seaweedfs.url() + f"&part_size={5 * MiB}"
+    store = ObjectStore.from_url(url)
+    assert isinstance(store, S3ObjectStore)
+    oid = hashlib.sha256(b"never finished").hexdigest()
+    writer = subprocess.Popen([sys.executable, "-c", KILLED_WRITER, url, oid], stdin=subprocess.PIPE,
+                              stderr=subprocess.PIPE)
+    assert writer.stdin is not None
+    writer.stdin.write(os.urandom(6 * MiB))  # more than a part: the upload starts and its first part goes up
+    writer.stdin.flush()
+    deadline = time.monotonic() + 60
+    while not _uploads(store) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    time.sleep(1.0)  # let the first part land
+    writer.send_signal(signal.SIGKILL)
+    writer.communicate(timeout=30)
+    bucket = store.root.split("/", 1)[0]
+    foreign = store.fs.call_s3("create_multipart_upload", Bucket=bucket, Key="not-mlkeep/upload")["UploadId"]
+    mine = [store.path(oid)]
+    assert _uploads(store) == sorted([*mine, f"{bucket}/not-mlkeep/upload"])
+    assert not store.exists(oid) and list(store) == []  # never visible to readers
+
+    with mlkeep.open(f"sqlite:///{tmp_path}/meta.db", objects=url) as team:
+        assert gc(team).incomplete_uploads == []  # younger than the default grace period: a writer may be at work
+        dry = gc(team, grace_seconds=0, dry_run=True)
+        assert [u.key for u in dry.incomplete_uploads] == mine and _uploads(store, "objects/") == mine
+        report = gc(team, grace_seconds=0)
+    assert [u.key for u in report.incomplete_uploads] == mine
+    assert report.upload_bytes_freed == report.incomplete_uploads[0].size >= 5 * MiB
+    assert report.to_dict()["incomplete_uploads"][0]["upload_id"] == report.incomplete_uploads[0].upload_id
+    assert _uploads(store) == [f"{bucket}/not-mlkeep/upload"]  # another tool's upload is left alone
+    store.fs.call_s3("abort_multipart_upload", Bucket=bucket, Key="not-mlkeep/upload", UploadId=foreign)
+
+
+def test_a_folder_has_no_incomplete_uploads(tmp_path: Path) -> None:
+    store = ObjectStore.from_url(str(tmp_path))
+    store.put_bytes(b"x")
+    assert store.abort_incomplete_uploads(float("inf")) == []

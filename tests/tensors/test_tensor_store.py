@@ -285,3 +285,23 @@ def test_stores_written_before_blake3_still_read_and_keep_their_hash(objects: Ob
     assert any(c.encoding != "full" for c in m_new["layer.weight"].chunks)  # changed ones delta against MKT1 objects
     fresh = tensors.put_tree(w1)
     assert {m.hash for m in tensors.manifests(fresh).values()} == {"blake3"}
+
+
+def test_a_sampled_delta_keeps_its_noise_planes_raw_and_checks_out_bit_exact(objects: ObjectStore) -> None:
+    """Chunks larger than the sample: planes the sample shows to be noise are stored raw, uncompressed."""
+    from mlkeep.tensors import codecs
+
+    policy = StoragePolicy(chunk_bytes=1 << 16, sample_bytes=4096)
+    with TensorStore(objects, policy=policy, workers=2) as ts:
+        w0 = weights(0, n=16384)
+        t0 = ts.put_tree(w0)
+        w1 = nudge(w0, 1, scale=1e-5)
+        t1 = ts.put_tree(w1, t0)
+        refs = [c for c in ts.manifests(t1)["layer.weight"].chunks if c.encoding in (codecs.XOR, codecs.SUB)]
+        assert refs, "a small update of a large tensor is stored as deltas"
+        for ref in refs:
+            header = codecs.read_header(ts.blobs.read(ref.obj))
+            assert header.stored is not None and header.stored[0] == ref.nbytes // 4  # lowest mantissa byte: raw
+            assert header.stored[3] < ref.nbytes // 40  # sign and exponent: compressed
+    with TensorStore(objects) as cold:
+        assert all(same(w1[k], v) for k, v in cold.get_tree(t1).items())

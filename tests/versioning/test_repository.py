@@ -178,3 +178,30 @@ def test_run_and_dataset_lineage_reach_commits(store: Store) -> None:
     down = store.lineage(ds.id, "down")
     assert [n.id for n in down.of_kind("commit")] == [c.id]
     assert store.lineage(c.id, "up").of_kind("run")[0].id == run.id
+
+
+def test_checkout_of_a_version_retention_pruned_raises_weights_pruned(folder_store: Store) -> None:
+    from mlkeep import retention
+    from mlkeep.errors import WeightsPrunedError
+    from mlkeep.gc import gc
+    from mlkeep.retention import RetentionPolicy
+
+    repo = folder_store.repo("net")
+    rng = np.random.default_rng(0)
+    states = [{"w": rng.standard_normal(50_000).astype("float32")} for _ in range(3)]
+    ids = [repo.commit(s, f"v{i}").id for i, s in enumerate(states)]
+    retention.set_policy(folder_store, RetentionPolicy(keep_versions=1))
+
+    retention.apply_retention(folder_store)  # weights marked dropped, objects not yet deleted: already refused
+    with pytest.raises(WeightsPrunedError, match="retention"):
+        repo.checkout(ids[0])
+    gc(folder_store, grace_seconds=0)
+    folder_store.tensors.blobs.forget()
+    for ref in (ids[0], ids[1], "main~1"):
+        with pytest.raises(WeightsPrunedError) as caught:
+            folder_store.repo("net").checkout(ref)
+        assert isinstance(caught.value, NotFoundError) and caught.value.code == "WEIGHTS_PRUNED"
+    with pytest.raises(WeightsPrunedError):
+        folder_store.repo("net").diff(ids[0], ids[2])
+    assert np.array_equal(folder_store.repo("net").checkout("main")["w"], states[2]["w"])
+    assert [c.id for c in folder_store.repo("net").log()] == ids[::-1]
