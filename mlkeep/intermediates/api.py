@@ -90,20 +90,32 @@ class Intermediates:
         names = cap.resolve_layers(runnable, layers)
         codecs = self._codecs(codec, names)
         n = cap.n_rows(X)
-        # A plain timed run over a sample: shapes for checking codecs before any work, and Σ t_fwd
-        # undisturbed by the encoding threads of the real run.
-        sample = min(n, 2 * batch_size)
-        cap.run(runnable, cap.take_rows(X, np.arange(min(n, 2))), names, lambda *a: None, batch_size=2)  # warm-up
-        probe = cap.run(runnable, cap.take_rows(X, np.arange(sample)), names, lambda *a: None, batch_size=batch_size)
+        # A warm-up on two rows gives the shapes, to check the codecs before any work.
+        shapes = cap.run(runnable, cap.take_rows(X, slice(0, 2)), names, lambda *a: None, batch_size=2).shapes
         for layer in names:
-            codecs[layer].out_shape(probe.shapes[layer])  # CodecMismatchError before any work
+            codecs[layer].out_shape(shapes[layer])  # CodecMismatchError before any work
         sink = storage.ChunkSink(self.objects, write=store, workers=self.workers, dedup=dedup,
                                  index=self._index() if dedup != "exact" else None, tolerance=tolerance or 0.0)
         writers = {layer: storage.LayerWriter(sink, codecs[layer], n, block_rows=self.block_rows,
                                               chunk_bytes=self.chunk_bytes) for layer in names}
+
+        def part(rows: slice) -> cap.RunTimes:
+            def emit(layer: str, start: int, values: np.ndarray) -> None:
+                writers[layer].add(rows.start + start, values, shapes[layer])
+
+            def step(done: int, _total: int) -> None:
+                if progress is not None:
+                    progress(rows.start + done, n)
+
+            return cap.run(runnable, cap.take_rows(X, rows), names, emit, batch_size=batch_size, progress=step)
+
+        # The first rows' pass is the timed one (Σ t_fwd): it only fills the writers' first block, so no
+        # encoding thread competes with it yet.
+        sample = min(n, 2 * batch_size, self.block_rows)
         try:
-            cap.run(runnable, X, names, lambda layer, start, values: writers[layer].add(
-                start, values, probe.shapes[layer]), batch_size=batch_size, progress=progress)
+            probe = part(slice(0, sample))
+            if sample < n:
+                part(slice(sample, n))
             results = {layer: w.finish() for layer, w in writers.items()}
         finally:
             sink.close()

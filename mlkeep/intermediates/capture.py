@@ -93,8 +93,8 @@ def run(model: Any, X: Any, layers: Sequence[str], emit: Emit, *, batch_size: in
     return _run_sklearn(model, X, layers, emit, progress, stop_after)
 
 
-def take_rows(X: Any, rows: np.ndarray | None) -> Any:
-    """`X` restricted to row ids (arrays and DataFrames alike)."""
+def take_rows(X: Any, rows: np.ndarray | slice | None) -> Any:
+    """`X` restricted to row ids or a range of rows (arrays and DataFrames alike)."""
     if rows is None:
         return X
     return X.iloc[rows] if hasattr(X, "iloc") else np.asarray(X)[rows]

@@ -35,6 +35,7 @@ BINS = ("uniform", "quantile")
 POOL_OPS = ("avg", "max")
 
 MAGIC = b"MKI2"  # 2: codes of fewer than 8 bits are packed k bits each
+_NOT_FINITE = "This layer has NaN or infinite values; codec {codec} cannot encode them. Use exact."
 _HEADER = struct.Struct("<4sBBHII")  # magic, kind, bits, n_params(quantile centres), rows, cols
 _EXACT, _F16, _UNIFORM, _QUANTILE, _THRESHOLD = range(5)
 
@@ -191,8 +192,10 @@ def encode_chunk(codec: Codec, block: np.ndarray) -> bytes:
     """The encoded bytes of a chunk (rows × cols float32, already pooled) under `codec`'s value codec."""
     rows, cols = block.shape
     cm = np.ascontiguousarray(block.T, dtype=np.float32)  # one column after another
-    if codec.value != "exact" and not np.isfinite(cm).all():
-        raise CodecMismatchError(f"This layer has NaN or infinite values; codec {codec} cannot encode them. Use exact.")
+    uniform = codec.value == "kbit" and codec.bins == "uniform"
+    # min and max carry any NaN or infinity, so the uniform codec checks its columns' ranges instead
+    if codec.value != "exact" and not uniform and not np.isfinite(cm).all():
+        raise CodecMismatchError(_NOT_FINITE.format(codec=codec))
     if codec.value == "exact":
         return _pack(_EXACT, 0, 0, rows, cols, b"", to_planes(cm.view(np.uint8).ravel(), 4))
     if codec.value == "float16":
@@ -200,8 +203,8 @@ def encode_chunk(codec: Codec, block: np.ndarray) -> bytes:
     if codec.value == "threshold":
         return _pack(_THRESHOLD, 1, 0, rows, cols, struct.pack("<f", codec.threshold),
                      np.packbits(cm > codec.threshold, axis=None))
-    if codec.bins == "uniform":
-        params, codes = _uniform(cm, codec.bits)
+    if uniform:
+        params, codes = _uniform(cm, codec.bits, codec)
         return _pack(_UNIFORM, codec.bits, 0, rows, cols, params, _code_bytes(codes, codec.bits))
     centres, codes = _quantile(cm, codec.bits)
     return _pack(_QUANTILE, codec.bits, len(centres), rows, cols, centres.tobytes(), _code_bytes(codes, codec.bits))
@@ -246,12 +249,16 @@ def error_bound(codec: Codec, block: np.ndarray) -> np.ndarray:
     return np.zeros(block.shape[1])
 
 
-def _uniform(cm: np.ndarray, bits: int) -> tuple[bytes, np.ndarray]:
+def _uniform(cm: np.ndarray, bits: int, codec: Codec) -> tuple[bytes, np.ndarray]:
     levels = 2**bits - 1
-    lo = cm.min(axis=1)
-    step = ((cm.max(axis=1) - lo) / levels).astype(np.float32)
+    lo, hi = cm.min(axis=1), cm.max(axis=1)
+    if not (np.isfinite(lo).all() and np.isfinite(hi).all()):
+        raise CodecMismatchError(_NOT_FINITE.format(codec=codec))
+    step = ((hi - lo) / levels).astype(np.float32)
     safe = np.where(step > 0, step, 1).astype(np.float32)
-    codes = np.rint((cm - lo[:, None]) / safe[:, None])
+    codes = np.subtract(cm, lo[:, None])  # in place from here: one temporary for a whole chunk
+    np.divide(codes, safe[:, None], out=codes)
+    np.rint(codes, out=codes)
     np.clip(codes, 0, levels, out=codes)
     return lo.astype(np.float32).tobytes() + step.tobytes(), codes
 

@@ -64,18 +64,20 @@ class Sketcher:
         # would pick random cells
         floor = max(float(max(np.abs(lo).max(), np.abs(hi).max())) / LEVELS, 1e-30)
         span = np.maximum(hi - lo, floor)
-        sampled = _finite(values.ravel()[pos]).astype(np.float64)
+        sampled = _finite(values[pos // cols, c]).astype(np.float64)  # by index: `values` may be a transposed view
         cells = np.clip(np.floor((sampled - lo[c]) / span[c] * LEVELS), 0, LEVELS - 1).astype(np.int64)
         return _mix((pos * LEVELS + cells).astype(np.uint64)) & _MASK
 
-    def keys(self, values: np.ndarray) -> list[int]:
-        """`bands` 64-bit keys (the MinHash signature's bands, each hashed with the chunk's shape), then a
-        key of the chunk's magnitude (its range, mean and spread on a log scale), which ranks candidates."""
+    def keys(self, values: np.ndarray, tag: str = "") -> list[int]:
+        """`bands` 64-bit keys (the MinHash signature's bands, each hashed with the chunk's shape and `tag`,
+        e.g. its codec, so only chunks alike in both are candidates), then a key of the chunk's magnitude
+        (its range, mean and spread on a log scale), which ranks candidates."""
         tok = self.tokens(values)
         sig = ((self.a[:, None] * tok[None, :] + self.b[:, None]) % _PRIME).min(axis=1)
         width = len(sig) // self.bands
-        shape = np.asarray(values.shape, dtype=np.uint64).tobytes()
-        sampled = _finite(values.ravel()[:: max(1, values.size // self.sample)]).astype(np.float64)
+        shape = np.asarray(values.shape, dtype=np.uint64).tobytes() + tag.encode()
+        pos = np.arange(0, values.size, max(1, values.size // self.sample))
+        sampled = _finite(values[pos // values.shape[1], pos % values.shape[1]]).astype(np.float64)
         summary = [sampled.min(), sampled.max(), sampled.mean(), sampled.std()]
         scale = np.rint(np.log2(np.abs(summary) + 1e-12) * 4).astype(np.int64).tobytes()
         parts = [shape + bytes([i]) + sig[i * width : (i + 1) * width].tobytes() for i in range(self.bands)]

@@ -1,15 +1,20 @@
 """Writing an intermediate's chunks and manifest, and reading a selection back.
 
 `LayerWriter` takes one layer's rows as the model produces them, cuts each
-full block of rows into column chunks, encodes, hashes and compresses each
-chunk on a thread pool (zstd and SHA-256 release the GIL) and stores it
-unless an object with the same content already exists: exact
-de-duplication across layers, models and versions comes from content
-addressing. A chunk near-identical to a stored one may be stored as a delta
-against it (`delta`, found by `dedup`). The manifest (chunk ids and sizes
-per block, the layout, the codec, the chunks' LSH keys and delta bases) is
-itself an object. `read` decodes only the chunks a selection touches, on the
-thread pool, each verified against its hash by the object store.
+full block of rows into column chunks, and `ChunkSink` encodes, hashes and
+compresses each chunk on a thread pool (numpy, zstd and SHA-256 release the
+GIL, so this overlaps the model's forward passes) and stores it unless an
+object with the same content already exists: exact de-duplication across
+layers, models and versions comes from content addressing. A chunk
+near-identical to a stored one may be stored as a delta against it
+(`delta`, found by `dedup`). Objects are written (and fsynced) on a separate
+pool of I/O threads, so a disk flush never holds up encoding; `finish`
+waits for every write before it returns the manifest, so a manifest, and the
+record naming it, only ever reference durable chunks. The manifest (chunk ids
+and sizes per block, the layout, the codec, the chunks' LSH keys and delta
+bases) is itself an object. `read` decodes only the chunks a selection
+touches, on the thread pool, each verified against its hash by the object
+store.
 """
 
 from __future__ import annotations
@@ -18,8 +23,9 @@ import hashlib
 import json
 import threading
 import time
+from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -33,6 +39,8 @@ from mlkeep.objects.store import ObjectStore
 from mlkeep.tensors.blobs import compress
 
 LEVEL = 3
+IO_THREADS = 4  # writes mostly wait on fsync: more threads than cores keep the disk busy
+RECENT_BYTES = 64 << 20  # contents of chunks this sink stored lately, kept as delta bases
 FORMAT = "mlkeep-intermediate/1"
 
 
@@ -64,14 +72,20 @@ class Stored:
 
 @dataclass
 class _Session:
-    """Objects written by this sink, so concurrent writers count new bytes once."""
+    """Objects written by this sink (so concurrent writers count new bytes once), the writes still in
+    flight, and the contents of recent chunks (a delta's base is usually a chunk just written)."""
 
     lock: threading.Lock = field(default_factory=threading.Lock)
     written: set[str] = field(default_factory=set)
+    pending: list[Future[bool]] = field(default_factory=list)
+    recent: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
+    recent_bytes: int = 0
 
 
 DEDUP = ("exact", "similar", "approx")
 _DELTA_GAIN = 0.7  # a delta is kept when it is smaller than this share of the chunk compressed alone
+_CANDIDATES = 4  # similar chunks a new chunk is compared with
+_DICT_CANDIDATES = 2  # of which the first ones also by the dearer dictionary delta
 
 
 class ChunkSink:
@@ -90,18 +104,37 @@ class ChunkSink:
         self.dedup = dedup if write and index is not None else "exact"
         self.index = index if self.dedup != "exact" else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlkeep-intermediates")
+        self._io = ThreadPoolExecutor(max_workers=IO_THREADS, thread_name_prefix="mlkeep-intermediates-io")
         self._session = _Session()
         self._sizes: dict[str, int] = {}
 
-    def submit(self, codec: Codec, values: np.ndarray) -> Future[Stored]:
-        """Encode and store one chunk later."""
-        return self._pool.submit(self._store, codec, values)
+    def submit(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int) -> Future[Stored]:
+        """Encode and store later the chunk of columns [lo, hi) of the rows `parts` (stacked in order)."""
+        return self._pool.submit(self._assemble_and_store, codec, parts, lo, hi)
+
+    def _assemble_and_store(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int) -> Stored:
+        # one copy, straight into the column-major order the codecs encode (a rows × cols view of it)
+        cm = np.empty((hi - lo, sum(len(p) for p in parts)), dtype=np.float32)
+        row = 0
+        for p in parts:
+            cm[:, row : row + len(p)] = p[:, lo:hi].T
+            row += len(p)
+        return self._store(codec, cm.T)
+
+    def flush(self) -> None:
+        """Wait until every object submitted so far is written and synced; re-raises a failed write."""
+        with self._session.lock:
+            pending, self._session.pending = self._session.pending, []
+        for f in pending:
+            f.result()
 
     def close(self) -> None:
         self._pool.shutdown(wait=True)
+        self._io.shutdown(wait=True)
 
     def _store(self, codec: Codec, values: np.ndarray) -> Stored:
-        keys = self.index.sketcher.keys(values) if self.index is not None else None
+        # chunks of different value codecs never stand for one another, so the codec goes into the keys
+        keys = self.index.sketcher.keys(values, str(replace(codec, pool=None))) if self.index is not None else None
         if self.dedup == "approx":
             found = self._within_tolerance(values, keys)  # type: ignore[arg-type]
             if found is not None:
@@ -120,37 +153,45 @@ class ChunkSink:
                 return kept
         new = self._put(oid, packed)
         if self.index is not None:
+            self._remember(oid, content)
             self.index.add(oid, keys)  # type: ignore[arg-type]
         return Stored(oid, len(packed), new, keys=keys)
 
     def _against_similar(self, content: bytes, oid: str, alone: int, keys: list[int]) -> Stored | None:
-        """Store `content` as a delta against its best similar chunk, when that saves enough."""
+        """Store `content` as a delta against its best similar chunk, when that saves enough.
+
+        Many chunks can look alike to the sketch (every rescaling of one stage's output does), so the cheap
+        `SUB` difference is tried against several candidates and the dearer dictionary delta only against
+        the first two, when no difference was good enough."""
         assert self.index is not None
+        limit = int(_DELTA_GAIN * alone)
         best: tuple[bytes, str] | None = None
-        for cand in self.index.candidates(keys, limit=2):
-            try:
-                base = self.objects.get_bytes(cand)
-            except NotFoundError:  # collected since the index was built
-                continue
+        found = [(cand, self._content(cand)) for cand in self.index.candidates(keys, limit=_CANDIDATES)]
+        bases = [(cand, data) for cand, data in found if data is not None]  # None: collected since indexed
+        for cand, base in bases:
+            record = delta.encode(content, cand, base, LEVEL, dictionary=False)
+            if record is not None and len(record) < limit and (best is None or len(record) < len(best[0])):
+                best = (record, cand)
+        for cand, base in bases[:_DICT_CANDIDATES] if best is None or len(best[0]) > limit // 2 else ():
             record = delta.encode(content, cand, base, LEVEL)
-            if len(record) < _DELTA_GAIN * alone and (best is None or len(record) < len(best[0])):
+            if record is not None and len(record) < limit and (best is None or len(record) < len(best[0])):
                 best = (record, cand)
         if best is None:
             return None
-        record, base = best
+        record, base_id = best
         did = hashlib.sha256(record).hexdigest()
         packed = compress(record, 1)  # already compressed: the object store's frame only wraps it
         new = self._put(did, packed) if not self._known(did) else False
-        self.index.alias(oid, did, base)
-        return Stored(did, self._size(did) if not new else len(packed), new, delta=(base, oid))
+        self.index.alias(oid, did, base_id)
+        return Stored(did, self._size(did) if not new else len(packed), new, delta=(base_id, oid))
 
     def _within_tolerance(self, values: np.ndarray, keys: list[int]) -> str | None:
         assert self.index is not None
         for cand in self.index.candidates(keys, limit=8):  # each is checked on its values: try several
-            try:
-                other = load_chunk(self.objects, cand)
-            except NotFoundError:  # collected since the index was built
+            content = self._content(cand)
+            if content is None:  # collected since the index was built
                 continue
+            other = decode_chunk(content)
             if other.shape == values.shape and float(np.max(np.abs(other - values), initial=0.0)) <= self.tolerance:
                 return cand
         return None
@@ -166,14 +207,34 @@ class ChunkSink:
         return False
 
     def _put(self, oid: str, packed: bytes) -> bool:
-        """Write an object (its content hashes to `oid`); True when this sink added it."""
-        if self.write:
-            self.objects._write(oid, packed)
+        """Write an object (its content hashes to `oid`) on the I/O threads; True when this sink added it."""
         with self._session.lock:
             new = oid not in self._session.written
             self._session.written.add(oid)
             self._sizes[oid] = len(packed)
+            if self.write and new:
+                self._session.pending.append(self._io.submit(self.objects.put_compressed, oid, packed))
         return new
+
+    def _remember(self, oid: str, content: bytes) -> None:
+        """Keep a stored chunk's content as a possible delta base (the most recent `RECENT_BYTES`)."""
+        s = self._session
+        with s.lock:
+            s.recent[oid] = content
+            s.recent_bytes += len(content)
+            while s.recent_bytes > RECENT_BYTES and len(s.recent) > 1:
+                s.recent_bytes -= len(s.recent.popitem(last=False)[1])
+
+    def _content(self, oid: str) -> bytes | None:
+        """A full chunk's content: remembered, else read (verified) from the store; None if it is gone."""
+        with self._session.lock:
+            content = self._session.recent.get(oid)
+        if content is not None:
+            return content
+        try:
+            return self.objects.get_bytes(oid)
+        except NotFoundError:
+            return None
 
     def _size(self, oid: str) -> int:
         with self._session.lock:
@@ -206,27 +267,33 @@ class LayerWriter:
             self._flush_block()
 
     def _flush_block(self) -> None:
+        """Hand the next block's rows (views of the buffered batches) to the sink, one task per chunk: the
+        copying into chunks happens on the sink's threads, not in the model's."""
         assert self.layout is not None
-        rows = np.concatenate(self._buf) if len(self._buf) > 1 else self._buf[0]
-        take = min(self.block_rows, len(rows))
-        block, rest = rows[:take], rows[take:]
-        self._buf = [rest] if len(rest) else []
-        self._buffered = len(rest)
-        futures = []
-        for c in range(self.layout.n_chunks):
-            lo, hi = self.layout.chunk(c)
-            futures.append(self.sink.submit(self.codec, np.ascontiguousarray(block[:, lo:hi])))
-        self._futures.append(futures)
+        parts: list[np.ndarray] = []
+        need = min(self.block_rows, self._buffered)
+        self._buffered -= need
+        while need:
+            head = self._buf[0]
+            if len(head) <= need:
+                parts.append(self._buf.pop(0))
+            else:
+                parts.append(head[:need])
+                self._buf[0] = head[need:]
+            need -= len(parts[-1])
+        self._futures.append([self.sink.submit(self.codec, parts, *self.layout.chunk(c))
+                              for c in range(self.layout.n_chunks)])
 
     def finish(self) -> WriteResult:
-        """Wait for every chunk and build the manifest (not yet stored)."""
+        """Wait for every chunk to be encoded and durably written, and build the manifest (not yet stored)."""
         assert self.layout is not None and self.row_shape is not None, "no rows were added"
+        blocks = [[f.result() for f in block] for block in self._futures]
+        self.sink.flush()
         ids, sizes = [], []
         sketches: dict[str, str] = {}
         deltas: dict[str, list[str]] = {}
         stored = new = reused = approx = 0
-        for block in self._futures:
-            results = [f.result() for f in block]
+        for results in blocks:
             ids.append([r.oid for r in results])
             sizes.append([r.size for r in results])
             for r in results:

@@ -140,3 +140,56 @@ def test_delta_against_a_similar_chunk_is_small_and_lossless() -> None:
     assert len(record) < len(content) // 20
     with pytest.raises(CorruptObjectError):
         delta.decode(record, encode_chunk(codec, _relu_block(4, rows=2000, cols=64)))
+
+
+def test_a_layer_that_moved_a_little_is_kept_as_a_small_difference() -> None:
+    codec = parse_codec("kbit(8)")
+    block = _relu_block(8, rows=2000, cols=64)
+    moved = block.copy()
+    moved[::7] *= 1.004  # a few codes change by one: no long run left for a dictionary to find
+    base, content = encode_chunk(codec, block), encode_chunk(codec, moved)
+    assert base != content and len(base) == len(content)
+    record = delta.encode(content, "cd" * 32, base, 3)
+    assert record[:4] == delta.SUB and delta.decode(record, base) == content
+    assert len(record) < len(content) // 10
+    with pytest.raises(CorruptObjectError):  # the same length, another base: refused, never other bytes
+        delta.decode(record, encode_chunk(codec, _relu_block(9, rows=2000, cols=64)))
+
+
+def test_chunks_of_different_codecs_are_never_candidates() -> None:
+    block = _relu_block(10)
+    index = SimilarIndex()
+    index.add("a", index.sketcher.keys(block, "kbit(8)"))
+    assert index.candidates(index.sketcher.keys(block, "kbit(8)")) == ["a"]
+    assert index.candidates(index.sketcher.keys(block, "exact")) == []
+
+
+def test_a_finished_layer_names_only_chunks_already_written(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    import time
+
+    from mlkeep.intermediates.storage import ChunkSink, LayerWriter
+    from mlkeep.objects.store import ObjectStore
+
+    class SlowStore(ObjectStore):
+        def put_compressed(self, oid: str, frame: bytes) -> bool:
+            time.sleep(0.05)  # a slow disk: writes lag well behind encoding
+            return super().put_compressed(oid, frame)
+
+    objects = SlowStore.from_url(str(tmp_path))
+    objects.__class__ = SlowStore
+    sink = ChunkSink(objects, workers=2)
+    try:
+        writer = LayerWriter(sink, parse_codec("kbit(8)"), 600, block_rows=256, chunk_bytes=4096)
+        values = _relu_block(11, rows=600, cols=40)
+        writer.add(0, values[:300], (40,))
+        writer.add(300, values[300:], (40,))
+        result = writer.finish()
+        ids = [oid for block in result.manifest["chunks"] for oid in block]
+        assert len(ids) > 3 and all(objects.exists(oid) for oid in ids)
+    finally:
+        sink.close()
+    from mlkeep.intermediates.storage import read
+
+    assert np.array_equal(read(objects, result.manifest, None, None),
+                          np.concatenate([decode_chunk(encode_chunk(parse_codec("kbit(8)"), values[a:b]))
+                                          for a, b in ((0, 256), (256, 512), (512, 600))]))
