@@ -96,16 +96,9 @@ class RemoteRegistry:
         return self.load_version(self.resolve(uri), into=into)
 
     def load_version(self, version: ModelVersion, *, into: Any = None) -> Any:
-        if version.source_kind == "model":
-            return self.store.load_model(version.source)
-        from mlkeep.lifecycle.registry import construct_module  # the same rule as locally: the committed class, no args
+        from mlkeep.lifecycle.registry import load_version  # the same rule as locally
 
-        repo_name, _, commit_id = version.source.rpartition("@")
-        repo = self.store.repo(repo_name)
-        commit = repo.get(commit_id)
-        if commit.kind == "torch" and into is None:
-            into = construct_module(commit.architecture)
-        return repo.checkout(commit_id, into=into)
+        return load_version(self.store, version, into=into)
 
 
 def _tags(tags: Mapping[str, Any] | None) -> dict[str, str] | None:

@@ -381,14 +381,7 @@ class Registry:
         return self.load_version(self.resolve(uri), into=into)
 
     def load_version(self, version: ModelVersion, *, into: Any = None) -> Any:
-        if version.source_kind == "model":
-            return self.store.load_model(version.source)
-        repo_name, _, commit_id = version.source.rpartition("@")
-        repo = self.store.repo(repo_name)
-        commit = repo.get(commit_id)
-        if commit.kind == "torch":
-            return repo.checkout(commit_id, into=into if into is not None else construct_module(commit.architecture))
-        return repo.checkout(commit_id)
+        return load_version(self.store, version, into=into)
 
     def model_card(self, ref: str, version: int | None = None, *, format: str = "md") -> str:
         """The model card (Markdown, or HTML with `format="html"`) of the version `ref` names
@@ -585,6 +578,20 @@ def _compare(column: Any, op: str, value: str) -> Any:
     if op == "like":
         return column.like(value)
     return func.lower(column).like(value.lower())
+
+
+def load_version(store: Any, version: ModelVersion, *, into: Any = None) -> Any:
+    """The model object of `version` from `store` (a local `Store` or a remote one: both have `load_model`
+    and `repo`): its logged model, or its commit checked out (a torch commit into `into` or a new
+    instance of the committed class)."""
+    if version.source_kind == "model":
+        return store.load_model(version.source)
+    repo_name, _, commit_id = version.source.rpartition("@")
+    repo = store.repo(repo_name)
+    commit = repo.get(commit_id)
+    if commit.kind == "torch" and into is None:
+        into = construct_module(commit.architecture)
+    return repo.checkout(commit_id, into=into)
 
 
 def construct_module(architecture: str | None) -> Any:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
@@ -46,8 +47,12 @@ class IncompleteUpload:
         return asdict(self)
 
 
+_OBJECT_ID = re.compile(r"[0-9a-f]{64}")
+
+
 def _check_id(oid: str) -> str:
-    if len(oid) != 64 or any(c not in "0123456789abcdef" for c in oid):
+    """`oid` if it is an object id: it becomes a path, so nothing else may pass (called for every chunk)."""
+    if not isinstance(oid, str) or _OBJECT_ID.fullmatch(oid) is None:
         raise InvalidInputError(f"{oid!r} is not an object id (64 lowercase hex digits).")
     return oid
 
