@@ -123,11 +123,6 @@ def test_intermediates_stored_as_deltas_pass_and_a_lost_chunk_is_named(folder_st
     second = inter.capture(net, X, layers=["2"], codec="kbit(8)", repo="mlp")["2"]
     assert second.document["deltas"] > 0
     assert folder_store.fsck().ok
-    from mlkeep.intermediates.gc import intermediate_roots
-    from mlkeep.references import intermediate_references
-
-    # fsck and du walk what gc keeps: the two walks of intermediates agree
-    assert {r.object for r in intermediate_references(folder_store)} == set(intermediate_roots(folder_store))
     from mlkeep.intermediates.storage import get_manifest
 
     chunk = get_manifest(folder_store.objects, second.manifest)["chunks"][0][0]
