@@ -17,12 +17,11 @@ from collections.abc import Sequence
 
 from sqlalchemy import ColumnElement, and_, func, select
 
-from mlkeep.errors import InvalidInputError
 from mlkeep.metadata import Database
 from mlkeep.metadata.tables import runs
 from mlkeep.tracking.entities import LifecycleStage
 from mlkeep.tracking.filters import And, Compare, Expr, parse_filter
-from mlkeep.tracking.search import TABLES, _experiment_ids, _value_test, _where
+from mlkeep.tracking.search import TABLES, _experiment_ids, _value_test, _where, in_stage
 
 __all__ = ["count_runs"]
 
@@ -37,16 +36,12 @@ def count_runs(db: Database, filter: str = "", *,  # noqa: A002 - the name `sear
     unknown experiment.
     """
     query = parse_filter(filter or "")
-    if stage is not None and stage not in LifecycleStage.ALL:
-        raise InvalidInputError(f"stage must be one of {', '.join(LifecycleStage.ALL)} or None, not {stage!r}.")
-    stmt = select(func.count()).select_from(runs)
-    if stage is not None:
-        stmt = stmt.where(runs.c.lifecycle_stage == stage)
+    stmt = in_stage(select(func.count()).select_from(runs), stage)
     if query.where is not None:
         stmt = stmt.where(_narrowing(query.where, db.dialect))
     with db.connect() as conn:
         if experiments is not None:
-            experiment = runs.c.experiment_id
+            experiment: ColumnElement[str] = runs.c.experiment_id
             if db.dialect == "sqlite" and _narrows(query.where):
                 # SQLite has no statistics, takes the experiment's index as the selective one, and tests every
                 # run of the experiment; `|| ''` keeps it off that index, so it starts from the IN lists.

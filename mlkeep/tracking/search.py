@@ -211,6 +211,15 @@ def _has_value(key: Key) -> ColumnElement[bool]:
     return row.correlate(runs).exists()
 
 
+def in_stage(stmt: Select[Any], stage: str | None) -> Select[Any]:
+    """`stmt` kept to runs in the lifecycle `stage` (None: every run); `InvalidInputError` for an unknown stage."""
+    if stage is None:
+        return stmt
+    if stage not in LifecycleStage.ALL:
+        raise InvalidInputError(f"stage must be one of {', '.join(LifecycleStage.ALL)} or None, not {stage!r}.")
+    return stmt.where(runs.c.lifecycle_stage == stage)
+
+
 def search_runs(
     db: Database,
     filter: str = "",  # noqa: A002 - the name users know from MLflow
@@ -239,11 +248,7 @@ def search_runs(
     limit = _limit(None if query.limit is None else max(query.limit - offset, 0), limit)
     if limit == 0:
         return []
-    if stage is not None and stage not in LifecycleStage.ALL:
-        raise InvalidInputError(f"stage must be one of {', '.join(LifecycleStage.ALL)} or None, not {stage!r}.")
-    base = select(runs.c.id)
-    if stage is not None:
-        base = base.where(runs.c.lifecycle_stage == stage)
+    base = in_stage(select(runs.c.id), stage)
     if query.where is not None:
         base = base.where(_where(query.where, db.dialect))
     with db.connect() as conn:
