@@ -10,7 +10,8 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 
@@ -19,6 +20,7 @@ if TYPE_CHECKING:
 
     from mlkeep.store import Store
 
+T = TypeVar("T")
 SHORT = 8
 JSON_HELP = "Print JSON (machine-readable) instead of tables."
 
@@ -62,6 +64,22 @@ def _jsonable(value: Any) -> Any:
     if hasattr(value, "to_dict"):
         return _jsonable(value.to_dict())
     return value
+
+
+def listing(items: Sequence[T], json_: bool, columns: Sequence[str], row: Callable[[T], Sequence[Any]], *,
+            noun: str | None = None) -> None:
+    """The list commands' one output rule: JSON of every item with `--json`, else a table of `row(item)` cells
+    (captioned with the count when `noun` is given)."""
+    if json_:
+        print_json(items)
+        return
+    from rich.table import Table
+
+    caption = count(len(items), noun) if noun else None
+    table = Table(*columns, caption=caption, caption_justify="left")
+    for item in items:
+        table.add_row(*cells(*row(item)))
+    console().print(table)
 
 
 def short(entity_id: str | None) -> str:

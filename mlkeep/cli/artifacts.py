@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from mlkeep.cli import _common
-from mlkeep.cli._common import JSON_HELP, cells, short
+from mlkeep.cli._common import JSON_HELP, short
 
 app = typer.Typer(help="List and download the files runs logged.", no_args_is_help=True)
 
@@ -21,16 +21,8 @@ def list_(
     json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List a run's artifacts, optionally under PATH."""
-    found = _common.open_store(ctx).list_artifacts(run_id, path)
-    if json_:
-        _common.print_json([a.to_dict() for a in found])
-        return
-    from rich.table import Table
-
-    table = Table("path", "size", "object", caption=_common.count(len(found), "artifact"), caption_justify="left")
-    for a in found:
-        table.add_row(*cells(a.path, _common.size(a.size), short(a.object)))
-    _common.console().print(table)
+    _common.listing(_common.open_store(ctx).list_artifacts(run_id, path), json_, ("path", "size", "object"),
+                    lambda a: (a.path, _common.size(a.size), short(a.object)), noun="artifact")
 
 
 @app.command("download")

@@ -30,18 +30,10 @@ def datasets(
     """List the datasets logged (each distinct content once); `datasets show ID` for one."""
     if ctx.invoked_subcommand is not None:
         return
-    found = _common.open_store(ctx).list_datasets(name)
-    if json_:
-        _common.print_json([d.to_dict() for d in found])
-        return
-    from rich.table import Table
-
-    table = Table("id", "name", "version", "rows", "columns", "fingerprint", "created", "location",
-                  caption=_common.count(len(found), "dataset"), caption_justify="left")
-    for d in found:
-        table.add_row(*cells(short(d.id), d.name, d.version, d.num_rows, len(d.columns), short(d.fingerprint),
-                             when(d.creation_time), d.location))
-    _common.console().print(table)
+    _common.listing(_common.open_store(ctx).list_datasets(name), json_,
+                    ("id", "name", "version", "rows", "columns", "fingerprint", "created", "location"),
+                    lambda d: (short(d.id), d.name, d.version, d.num_rows, len(d.columns), short(d.fingerprint),
+                               when(d.creation_time), d.location), noun="dataset")
 
 
 @datasets_app.command("show")
@@ -133,19 +125,11 @@ def models(
     """List the models logged; `models show ID` for one."""
     if ctx.invoked_subcommand is not None:
         return
-    found = _common.open_store(ctx).list_models(run_id)
-    if json_:
-        _common.print_json([m.to_dict() for m in found])
-        return
-    from rich.table import Table
-
-    table = Table("id", "name", "algorithm", "framework", "run", "trained on", "created",
-                  caption=_common.count(len(found), "model"), caption_justify="left")
-    for m in found:
-        framework = " ".join(x for x in (m.framework, m.framework_version) if x)
-        table.add_row(*cells(short(m.id), m.name, m.learning_algorithm, framework, short(m.run_id),
-                             short(m.trained_on_dataset_id), when(m.creation_time)))
-    _common.console().print(table)
+    _common.listing(_common.open_store(ctx).list_models(run_id), json_,
+                    ("id", "name", "algorithm", "framework", "run", "trained on", "created"),
+                    lambda m: (short(m.id), m.name, m.learning_algorithm,
+                               " ".join(x for x in (m.framework, m.framework_version) if x), short(m.run_id),
+                               short(m.trained_on_dataset_id), when(m.creation_time)), noun="model")
 
 
 @models_app.command("show")

@@ -24,17 +24,10 @@ def ls(
     json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """List intermediates: layer, model version, codec, size against raw float32, status."""
-    found = _common.open_store(ctx).intermediates.list(repository=repository, layer=layer)
-    if json_:
-        _common.print_json([i.to_dict() for i in found])
-        return
-    from rich.table import Table
-
-    table = Table("id", "name", "commit", "shape", "codec", "stored", "ratio", "status", "queries")
-    for i in found:
-        table.add_row(*cells(short(i.id), i.name, short(i.commit_id), f"{i.n_rows}×{'×'.join(map(str, i.row_shape))}",
-                             i.codec, _common.size(i.stored_bytes), f"{i.ratio:.1f}×", i.status, i.n_queries))
-    _common.console().print(table)
+    _common.listing(_common.open_store(ctx).intermediates.list(repository=repository, layer=layer), json_,
+                    ("id", "name", "commit", "shape", "codec", "stored", "ratio", "status", "queries"),
+                    lambda i: (short(i.id), i.name, short(i.commit_id), f"{i.n_rows}×{'×'.join(map(str, i.row_shape))}",
+                               i.codec, _common.size(i.stored_bytes), f"{i.ratio:.1f}×", i.status, i.n_queries))
 
 
 @app.command("show")

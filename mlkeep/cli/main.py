@@ -90,16 +90,8 @@ def init(
 @app.command("experiments")
 def experiments(ctx: typer.Context, json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False) -> None:
     """List the experiments of the store."""
-    found = _common.open_store(ctx).list_experiments()
-    if json_:
-        _common.print_json([e.to_dict() for e in found])
-        return
-    from rich.table import Table
-
-    table = Table("id", "name", "created", "description")
-    for e in found:
-        table.add_row(*_common.cells(_common.short(e.id), e.name, _common.when(e.creation_time), e.description or ""))
-    _common.console().print(table)
+    _common.listing(_common.open_store(ctx).list_experiments(), json_, ("id", "name", "created", "description"),
+                    lambda e: (_common.short(e.id), e.name, _common.when(e.creation_time), e.description or ""))
 
 
 @app.command("fsck")

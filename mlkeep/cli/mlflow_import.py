@@ -18,13 +18,13 @@ def import_mlflow(
 ) -> None:
     """Import experiments, runs (full metric histories), params, tags, artifacts, datasets, logged models,
     registered models, versions and aliases from MLflow; re-running imports only what is new."""
-    from rich.progress import Progress
+    from rich.progress import Progress, TaskID
 
     from mlkeep.compat.mlflow.importer import import_mlflow as run_import
 
     store = _common.open_store(ctx)
     with Progress(transient=True, disable=json_) as bar:
-        tasks: dict[str, int] = {}
+        tasks: dict[str, TaskID] = {}
 
         def progress(stage: str, done: int, total: int) -> None:
             if stage not in tasks:

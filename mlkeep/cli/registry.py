@@ -38,17 +38,11 @@ def list_(
     json_: JSON = False,
 ) -> None:
     """List registered models (matching --filter)."""
-    found = _common.open_store(ctx).registry.search(filter)
-    if json_:
-        _common.print_json(found)
-        return
-    from rich.table import Table
-
-    table = Table("name", "latest", "aliases", "owner", "updated", "description")
-    for m in found:
-        table.add_row(*cells(m.name, str(m.latest_version or ""), " ".join(f"{a}→{n}" for a, n in m.aliases.items()),
-                             m.owner or "", _common.when(m.last_updated_time), m.description or ""))
-    _common.console().print(table)
+    _common.listing(
+        _common.open_store(ctx).registry.search(filter), json_,
+        ("name", "latest", "aliases", "owner", "updated", "description"),
+        lambda m: (m.name, str(m.latest_version or ""), " ".join(f"{a}→{n}" for a, n in m.aliases.items()),
+                   m.owner or "", _common.when(m.last_updated_time), m.description or ""))
 
 
 @app.command("show")
@@ -100,17 +94,10 @@ def unalias(
 @app.command("history")
 def history(ctx: typer.Context, name: NAME, json_: JSON = False) -> None:
     """Every alias move of NAME: when, who, from, to, why."""
-    found = _common.open_store(ctx).registry.history(name)
-    if json_:
-        _common.print_json(found)
-        return
-    from rich.table import Table
-
-    table = Table("when", "alias", "from", "to", "who", "why")
-    for t in found:
-        table.add_row(*cells(_common.when(t.time), t.alias, str(t.from_version or "-"), str(t.to_version or "-"),
-                             t.user or "", t.reason or ""))
-    _common.console().print(table)
+    _common.listing(
+        _common.open_store(ctx).registry.history(name), json_, ("when", "alias", "from", "to", "who", "why"),
+        lambda t: (_common.when(t.time), t.alias, str(t.from_version or "-"), str(t.to_version or "-"),
+                   t.user or "", t.reason or ""))
 
 
 REF = Annotated[str, typer.Argument(metavar="NAME@ALIAS", help="NAME@ALIAS, NAME/VERSION, models:/... or NAME.")]

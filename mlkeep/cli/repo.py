@@ -52,17 +52,10 @@ def log(
     json_: Annotated[bool, typer.Option("--json", help=JSON_HELP)] = False,
 ) -> None:
     """Show the history of REF, newest first."""
-    commits = _common.open_store(ctx).repo(name).log(ref, limit=limit)
-    if json_:
-        _common.print_json([c.to_dict() for c in commits])
-        return
-    from rich.table import Table
-
-    table = Table("commit", "time", "author", "kind", "message", "parents")
-    for c in commits:
-        table.add_row(*cells(short(c.id), _common.when(c.time), c.author or "", c.kind, c.message,
-                             " ".join(short(p) for p in c.parents)))
-    _common.console().print(table)
+    _common.listing(_common.open_store(ctx).repo(name).log(ref, limit=limit), json_,
+                    ("commit", "time", "author", "kind", "message", "parents"),
+                    lambda c: (short(c.id), _common.when(c.time), c.author or "", c.kind, c.message,
+                               " ".join(short(p) for p in c.parents)))
 
 
 @app.command("diff")

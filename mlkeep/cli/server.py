@@ -56,17 +56,10 @@ def list_(ctx: typer.Context, json_: Annotated[bool, typer.Option("--json", help
     """List tokens (never their secrets)."""
     from mlkeep import access
 
-    found = access.list_tokens(_common.open_store(ctx))
-    if json_:
-        _common.print_json([t.to_dict() for t in found])
-        return
-    from rich.table import Table
-
-    table = Table("id", "role", "experiment", "created", "revoked", "description")
-    for t in found:
-        table.add_row(*_common.cells(short(t.id), t.role, t.experiment or "", _common.when(t.creation_time),
-                                     _common.when(t.revoked_time), t.description or ""))
-    _common.console().print(table)
+    _common.listing(access.list_tokens(_common.open_store(ctx)), json_,
+                    ("id", "role", "experiment", "created", "revoked", "description"),
+                    lambda t: (short(t.id), t.role, t.experiment or "", _common.when(t.creation_time),
+                               _common.when(t.revoked_time), t.description or ""))
 
 
 @token_app.command("revoke")
