@@ -67,11 +67,20 @@ class Store:
         return f"<mlkeep.Store {self.uri}>"
 
     # -- experiments and runs ----------------------------------------------------
-    def create_experiment(self, name: str, description: str | None = None) -> Experiment:
-        return experiments.create_experiment(self.db, name, description)
+    def create_experiment(self, name: str, description: str | None = None, *,
+                          tags: Mapping[str, Any] | None = None) -> Experiment:
+        return experiments.create_experiment(self.db, name, description, tags=tags)
 
     def get_experiment(self, name_or_id: str) -> Experiment:
         return experiments.get_experiment(self.db, name_or_id)
+
+    def set_experiment_tags(self, name_or_id: str, tags: Mapping[str, Any]) -> Experiment:
+        """Set (or overwrite) tags of an experiment; returns it with every tag."""
+        return experiments.set_experiment_tags(self.db, name_or_id, tags)
+
+    def delete_experiment_tag(self, name_or_id: str, key: str) -> None:
+        """Remove one tag of an experiment; `NotFoundError` if it has no such tag."""
+        experiments.delete_experiment_tag(self.db, name_or_id, key)
 
     def list_experiments(self) -> list[Experiment]:
         return experiments.list_experiments(self.db)

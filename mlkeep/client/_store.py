@@ -8,6 +8,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from mlkeep.client._http import Http
 from mlkeep.client._intermediates import RemoteIntermediates
@@ -47,11 +48,20 @@ class RemoteStore:
         return f"<mlkeep.RemoteStore {self.uri}>"
 
     # -- experiments and runs ----------------------------------------------------
-    def create_experiment(self, name: str, description: str | None = None) -> Experiment:
-        return Experiment.from_dict(self.http.post("/experiments", {"name": name, "description": description}))
+    def create_experiment(self, name: str, description: str | None = None, *,
+                          tags: Mapping[str, Any] | None = None) -> Experiment:
+        body = {"name": name, "description": description, "tags": {k: str(v) for k, v in (tags or {}).items()}}
+        return Experiment.from_dict(self.http.post("/experiments", body))
 
     def get_experiment(self, name_or_id: str) -> Experiment:
-        return Experiment.from_dict(self.http.get(f"/experiments/{name_or_id}"))
+        return Experiment.from_dict(self.http.get(f"/experiments/{quote(name_or_id, safe='')}"))
+
+    def set_experiment_tags(self, name_or_id: str, tags: Mapping[str, Any]) -> Experiment:
+        path = f"/experiments/{quote(name_or_id, safe='')}/tags"
+        return Experiment.from_dict(self.http.request("PATCH", path, json={"values": {k: str(v) for k, v in tags.items()}}))
+
+    def delete_experiment_tag(self, name_or_id: str, key: str) -> None:
+        self.http.request("DELETE", f"/experiments/{quote(name_or_id, safe='')}/tags/{quote(key, safe='')}")
 
     def list_experiments(self) -> list[Experiment]:
         return [Experiment.from_dict(e) for e in self.http.get("/experiments")]

@@ -44,6 +44,15 @@ experiments = Table(
     Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
 )
 
+# Experiment tags (MLflow's `set_experiment_tag`): few per experiment, read with it, never searched by SQL.
+experiment_tags = Table(
+    "experiment_tags",
+    metadata,
+    Column("experiment_id", ID, ForeignKey("experiments.id"), primary_key=True),
+    Column("key", KEY, primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
 runs = Table(
     "runs",
     metadata,

@@ -14,6 +14,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, RedirectResponse
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from fastapi.staticfiles import StaticFiles
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from mlkeep import __version__
@@ -136,9 +137,9 @@ def create_app(store: Store, auth: bool = False) -> FastAPI:
     for module in (experiments, runs, artifacts, search, entities, lineage, repositories, registry, intermediates,
                    monitoring, tokens):
         app.include_router(module.router, prefix="/api")
-    from mlkeep.compat.mlflow.routes import router as mlflow_router  # the MLflow REST API, for its client
+    from mlkeep.compat.mlflow.routes import mount as mount_mlflow  # the MLflow REST API, for its client
 
-    app.include_router(mlflow_router)
+    mount_mlflow(app)
 
     @app.get("/api/health", tags=["server"])
     def health() -> dict[str, Any]:
@@ -164,12 +165,20 @@ def create_app(store: Store, auth: bool = False) -> FastAPI:
 _bearer = HTTPBearer(auto_error=False, description="A token from `mlkeep token create` (only with --auth).")
 
 
-def current(request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Ctx:
-    """The store and the principal of a request: everyone is the local admin unless auth is on."""
+async def current(request: Request,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Ctx:
+    """The store and the principal of a request: everyone is the local admin unless auth is on.
+
+    Async so that FastAPI does not send it to a worker thread: without auth it
+    does no I/O, and a thread hop per request costs more than the rest of a
+    small request on a busy machine. Checking a token reads the database, so
+    that is done on a worker thread.
+    """
     store = request.app.state.store
     if not request.app.state.auth:
         return Ctx(store, LOCAL)
-    return Ctx(store, verify_token(store, credentials.credentials if credentials else None))
+    principal = await run_in_threadpool(verify_token, store, credentials.credentials if credentials else None)
+    return Ctx(store, principal)
 
 
 CTX = Annotated[Ctx, Depends(current)]

@@ -16,6 +16,7 @@ Version = Annotated[int, Field(ge=1, le=MAX_INDEX)]
 class ExperimentIn(BaseModel):
     name: str = Field(min_length=1, max_length=250)
     description: Optional[str] = None
+    tags: dict[str, str] = Field(default_factory=dict)
 
 
 class RunIn(BaseModel):

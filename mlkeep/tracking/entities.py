@@ -49,6 +49,7 @@ class Experiment(Entity):
     creation_time: int
     description: str | None = None
     lifecycle_stage: str = LifecycleStage.ACTIVE
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

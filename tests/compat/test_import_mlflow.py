@@ -149,7 +149,8 @@ def test_a_file_store_and_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
     source = tmp_path / "mlruns"
     client = MlflowClient(source.as_uri())
-    exp = client.create_experiment("files", artifact_location=(tmp_path / "art").as_uri())
+    exp = client.create_experiment("files", artifact_location=(tmp_path / "art").as_uri(), tags={"team": "a"})
+    client.set_experiment_tag(exp, "mlflow.note.content", "imported notes")
     run = client.create_run(exp, run_name="one")
     client.log_batch(run.info.run_id, metrics=[Metric("m", float(s), 5, s) for s in range(30)],
                      params=[Param("p", "1")])
@@ -161,6 +162,8 @@ def test_a_file_store_and_the_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert out["verified"] and out["runs"] == 1 and out["metric_points"] == 30
     with mlkeep.open(tmp_path / "dest") as store:
         assert [m.value for m in store.get_metric_history(run.info.run_id, "m")] == [float(s) for s in range(30)]
+        imported = store.get_experiment("files")
+        assert (imported.tags, imported.description) == ({"team": "a"}, "imported notes")
         with pytest.raises(InvalidInputError):
             import_mlflow(store, str(tmp_path / "nothing-here"))
     bad = CliRunner().invoke(app, ["--store", str(tmp_path / "dest"), "import-mlflow", "sqlite:///no/such.db"])

@@ -54,6 +54,33 @@ def test_experiments_create_get_search_rename_delete_restore(client: MlflowClien
     assert client.create_run(exp_id).info.lifecycle_stage == "active"
 
 
+def test_experiment_tags_set_read_deleted_searched_and_kept_by_mlkeep(mlkeep_server: Any,
+                                                                      client: MlflowClient) -> None:
+    exp_id = client.create_experiment("tagged", tags={"team": "vision", "mlflow.note.content": "about"})
+    client.set_experiment_tag(exp_id, "stage", "dev")
+    mlflow.set_experiment("tagged")
+    mlflow.set_experiment_tags({"owner": "ana", "stage": "prod"})
+    assert client.get_experiment(exp_id).tags == {"team": "vision", "stage": "prod", "owner": "ana",
+                                                  "mlflow.note.content": "about"}
+    client.delete_experiment_tag(exp_id, "team")
+    assert "team" not in client.get_experiment_by_name("tagged").tags
+    with pytest.raises(MlflowException, match="no tag"):
+        client.delete_experiment_tag(exp_id, "team")
+    client.create_experiment("tagged-too", tags={"stage": "dev"})
+    names = lambda f: sorted(e.name for e in client.search_experiments(filter_string=f))  # noqa: E731
+    assert names("tags.stage = 'prod'") == ["tagged"]
+    assert names("tags.stage LIKE '%d%' and name != 'tagged'") == ["tagged-too"]
+    assert names("tags.`mlflow.note.content` ILIKE 'ABOUT'") == ["tagged"]
+    assert "tagged-too" in names("tags.owner IS NULL") and "tagged" not in names("tags.owner IS NULL")
+    with pytest.raises(MlflowException, match="tags"):
+        client.search_experiments(filter_string="params.x = '1'")
+    with mlkeep.open(mlkeep_server.root) as store:  # what the client set is mlkeep's own
+        mine = store.get_experiment("tagged")
+        assert (mine.tags, mine.description) == ({"stage": "prod", "owner": "ana"}, "about")
+    client.delete_experiment_tag(exp_id, "mlflow.note.content")
+    assert "mlflow.note.content" not in client.get_experiment(exp_id).tags
+
+
 def test_params_metrics_with_steps_batches_and_tags(mlkeep_server: Any, client: MlflowClient) -> None:
     mlflow.set_experiment("logging")
     with mlflow.start_run(run_name="logger") as run:
@@ -317,10 +344,7 @@ def test_every_call_of_the_client_protocol_answers_in_mlflow_format_never_500(ml
                     assert body["error_code"] == "NOT_IMPLEMENTED" and "mlkeep" in body["message"], (method, path)
 
 
-def test_unsupported_calls_answer_in_mlflow_format_never_500(mlkeep_server: Any, client: MlflowClient) -> None:
-    exp_id = client.create_experiment("unsupported")
-    with pytest.raises(MlflowException, match="experiment tags"):
-        client.set_experiment_tag(exp_id, "k", "v")
+def test_unsupported_calls_answer_in_mlflow_format_never_500(mlkeep_server: Any) -> None:
     for method, path in (("GET", "/api/2.0/mlflow/traces"), ("POST", "/api/2.0/mlflow/no/such/call"),
                          ("GET", "/api/2.0/mlflow-artifacts/mpu/create/x")):
         response = httpx.request(method, mlkeep_server.url + path)
@@ -345,6 +369,8 @@ def test_import_mlflow_reads_an_http_server_too(mlkeep_server: Any, tmp_path: Pa
         assert report.verified, report.mismatches
         source = served.search_runs("")
         assert report.runs == len(source) > 0
+        for exp in served.list_experiments():
+            assert store.get_experiment(exp.name).tags == exp.tags
         for run in source:
             mine = store.get_run(run.id)
             assert (mine.params, mine.tags, mine.status) == (run.params, run.tags, run.status)

@@ -175,16 +175,24 @@ def test_pages_cover_every_item_once_in_order(items: list[int], size: int) -> No
 @pytest.mark.parametrize("text,expected", [
     ("name = 'a'", ["a"]), ("name LIKE 'a%'", ["a", "ab"]), ("name ilike 'A_'", ["ab"]), ("name != 'a'", ["ab", "b"]),
     ("name LIKE 'a%' AND name != 'a'", ["ab"]), ("", ["a", "ab", "b"]),
+    ("tags.team = 'x'", ["a"]), ("tags.team != 'x'", ["ab"]), ("tags.team IS NULL", ["b"]),
+    ("tags.team IN ('x', 'y')", ["a", "ab"]), ("tags.`team` ILIKE 'Y' or name = 'b'", ["ab", "b"]),
+    ("not tags.team = 'x'", ["ab", "b"]), ("experiment_id = 'b'", ["b"]),
 ])
 def test_experiment_filters(text: str, expected: list[str]) -> None:
-    found = [Experiment(id=n, name=n, creation_time=i) for i, n in enumerate(["a", "ab", "b"])]
+    tags = {"a": {"team": "x"}, "ab": {"team": "y"}, "b": {}}
+    found = [Experiment(id=n, name=n, creation_time=i, tags=tags[n]) for i, n in enumerate(["a", "ab", "b"])]
     keep = filters.experiment_filter(text)
     assert [e.name for e in filters.sort_experiments([e for e in found if keep(e)], ["name ASC"])] == expected
 
 
 def test_experiment_filters_mlflow_has_and_mlkeep_does_not_are_refused() -> None:
-    with pytest.raises(UnsupportedError, match="by name only"):
-        filters.experiment_filter("tags.k = 'v'")
+    with pytest.raises(UnsupportedError, match="name, experiment_id and tags"):
+        filters.experiment_filter("params.k = 'v'")
+    with pytest.raises(UnsupportedError, match="not >"):
+        filters.experiment_filter("tags.k > 3")
+    with pytest.raises(FilterSyntaxError):
+        filters.experiment_filter("tags.k = ")
     with pytest.raises(FilterSyntaxError):
         filters.sort_experiments([], ["owner DESC"])
     assert re.search("offset", filters.token_for(3)) is None  # opaque to clients

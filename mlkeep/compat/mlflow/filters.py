@@ -4,19 +4,23 @@ mlkeep's filter language was made to read MLflow's (`metrics.acc > 0.9 and
 params.model = 'rf'`, `attributes.run_name`, backquoted keys, LIKE, ILIKE,
 IN, `datasets.name/digest/context`), so a run filter passes through as it is;
 what differs is added here: MLflow's view type becomes `search_runs(stage=...)`,
-experiments are filtered by name, and page tokens hold an offset.
+experiment filters (name, id, tags) are parsed by the same parser and matched
+here, and page tokens hold an offset.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import json
 import re
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
+from mlkeep.compat.mlflow.messages import experiment_tags
 from mlkeep.errors import FilterSyntaxError, InvalidInputError, UnsupportedError
 from mlkeep.tracking.entities import Experiment, LifecycleStage
+from mlkeep.tracking.filters import And, Expr, Not, Or, parse_filter
 
 T = TypeVar("T")
 
@@ -48,38 +52,67 @@ def order_by(items: Sequence[str] | None) -> list[str]:
     return [item.strip() for item in items or [] if item and item.strip()]
 
 
-# -- experiments: MLflow's filter is small; the few experiments of a store are filtered here --------
-_EXPERIMENT_CLAUSE = re.compile(
-    r"^\s*(?:attributes?\.)?(?P<field>name)\s*(?P<op>=|!=|like|ilike)\s*"
-    r"(?P<q>['\"])(?P<value>.*?)(?P=q)\s*$", re.IGNORECASE,
-)
+# -- experiments: the run filter's parser; the few experiments of a store are matched here ------------
+_EXPERIMENT_ATTRIBUTES = {"name": "name", "id": "id", "experiment_id": "id"}
 _EXPERIMENT_ORDER = {"name": "name", "creation_time": "creation_time", "last_update_time": "creation_time",
                      "experiment_id": "id"}
 
 
 def experiment_filter(filter_string: str | None) -> Callable[[Experiment], bool]:
-    """A predicate for MLflow's experiment filter: `name` with =, !=, LIKE, ILIKE, joined by AND."""
-    tests: list[Callable[[Experiment], bool]] = []
-    for clause in re.split(r"\s+and\s+", (filter_string or "").strip(), flags=re.IGNORECASE):
-        if not clause:
-            continue
-        m = _EXPERIMENT_CLAUSE.match(clause)
-        if m is None:
-            raise UnsupportedError(
-                f"mlkeep's MLflow API filters experiments by name only (=, !=, LIKE, ILIKE), not {clause!r}."
-            )
-        tests.append(_name_test(m["op"].lower(), m["value"]))
-    return lambda e: all(t(e) for t in tests)
+    """A predicate for MLflow's experiment filter: `name`, `experiment_id` and `tags.KEY`, compared with
+    =, !=, [NOT] IN, [NOT] [I]LIKE or IS [NOT] NULL, joined by AND (and OR, NOT, parentheses)."""
+    query = parse_filter(filter_string or "")
+    if query.order_by or query.limit is not None:
+        raise UnsupportedError("An experiment filter has no ORDER BY or LIMIT: pass order_by and max_results.")
+    where = query.where
+    if where is None:
+        return lambda e: True
+    _check_experiment_keys(where)
+    return lambda e: _matches(where, e)
 
 
-def _name_test(op: str, value: str) -> Callable[[Experiment], bool]:
+def _check_experiment_keys(expr: Expr) -> None:
+    if isinstance(expr, (And, Or)):
+        for item in expr.items:
+            _check_experiment_keys(item)
+    elif isinstance(expr, Not):
+        _check_experiment_keys(expr.item)
+    elif not (expr.key.kind == "tag" or expr.key.kind == "attribute" and expr.key.name in _EXPERIMENT_ATTRIBUTES):
+        raise UnsupportedError(f"mlkeep's MLflow API filters experiments by name, experiment_id and tags.KEY, "
+                               f"not {expr.key.kind} {expr.key.name!r}.")
+    elif expr.op in ("<", "<=", ">", ">="):
+        raise UnsupportedError(f"Experiment names and tags compare with =, !=, IN, LIKE or ILIKE, not {expr.op}.")
+
+
+def _matches(expr: Expr, e: Experiment) -> bool:
+    if isinstance(expr, And):
+        return all(_matches(item, e) for item in expr.items)
+    if isinstance(expr, Or):
+        return any(_matches(item, e) for item in expr.items)
+    if isinstance(expr, Not):
+        return not _matches(expr.item, e)
+    key = expr.key
+    have = experiment_tags(e).get(key.name) if key.kind == "tag" else getattr(e, _EXPERIMENT_ATTRIBUTES[key.name])
+    if expr.op in ("IS NULL", "IS NOT NULL"):
+        return (have is None) == (expr.op == "IS NULL")
+    if have is None:  # as in MLflow's SQL: a missing tag matches no comparison, not even !=
+        return False
+    negated, op = expr.op.startswith("NOT "), expr.op.removeprefix("NOT ")
     if op == "=":
-        return lambda e: e.name == value
-    if op == "!=":
-        return lambda e: e.name != value
-    pattern = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in value)
-    compiled = re.compile(f"^{pattern}$", re.S | (re.IGNORECASE if op == "ilike" else 0))
-    return lambda e: compiled.match(e.name) is not None
+        found = have == str(expr.value)
+    elif op == "!=":
+        found = have != str(expr.value)
+    elif op == "IN":
+        found = have in {str(v) for v in expr.value}  # type: ignore[union-attr]
+    else:
+        found = _like(str(expr.value), op == "ILIKE").match(have) is not None
+    return found != negated
+
+
+@functools.lru_cache(maxsize=256)
+def _like(pattern: str, insensitive: bool) -> re.Pattern[str]:
+    regex = "".join(".*" if c == "%" else "." if c == "_" else re.escape(c) for c in pattern)
+    return re.compile(f"^{regex}$", re.S | (re.IGNORECASE if insensitive else 0))
 
 
 def sort_experiments(found: list[Experiment], items: Sequence[str] | None) -> list[Experiment]:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from mlkeep.compat.mlflow import datasets, logged_models, tracking
+from mlkeep.compat.mlflow.messages import NOTE_TAG
 from mlkeep.errors import InvalidInputError, NotFoundError, UnsupportedError
 from mlkeep.ids import now_ms
 from mlkeep.metadata.tables import metrics as metrics_table
@@ -78,7 +79,9 @@ def import_mlflow(store: Store, source: str, *, progress: Progress | None = None
     deleted_experiments = []
     for exp in _experiments(client):
         report.experiments += not _experiment_exists(store, exp.name)
-        mine = experiments.create_experiment(store.db, exp.name)
+        tags = dict(exp.tags or {})
+        # Tags overwrite what an earlier import set; MLflow's note tag is the description.
+        mine = experiments.create_experiment(store.db, exp.name, tags.pop(NOTE_TAG, None), tags=tags)
         if exp.lifecycle_stage == LifecycleStage.DELETED:
             deleted_experiments.append(mine.id)
             experiments.restore_experiment(store.db, mine.id)  # runs go in first, then it is deleted again

@@ -18,6 +18,7 @@ from mlkeep.tracking.entities import Experiment, Metric, Run
 ARTIFACTS_SCHEME = "mlflow-artifacts:/"
 RUNS_ROOT = "runs"
 MODELS_FOLDER = "models"
+NOTE_TAG = "mlflow.note.content"  # MLflow's experiment description, kept as mlkeep's `description`
 
 
 def run_artifact_uri(run_id: str) -> str:
@@ -42,12 +43,16 @@ def key_values(pairs: Mapping[str, Any]) -> list[dict[str, str]]:
     return [{"key": k, "value": str(v)} for k, v in pairs.items()]
 
 
+def experiment_tags(e: Experiment) -> dict[str, str]:
+    """An experiment's tags as MLflow has them: its description is the `mlflow.note.content` tag."""
+    return {**e.tags, NOTE_TAG: e.description} if e.description else e.tags
+
+
 def experiment(e: Experiment) -> dict[str, Any]:
     return {
         "experiment_id": e.id, "name": e.name, "artifact_location": f"{ARTIFACTS_SCHEME}experiments/{e.id}",
         "lifecycle_stage": e.lifecycle_stage, "creation_time": e.creation_time,
-        "last_update_time": e.creation_time,
-        "tags": key_values({"mlflow.note.content": e.description} if e.description else {}),
+        "last_update_time": e.creation_time, "tags": key_values(experiment_tags(e)),
     }
 
 

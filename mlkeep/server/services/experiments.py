@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from mlkeep.access import Principal
 from mlkeep.tracking.entities import Experiment
@@ -23,7 +24,21 @@ def get_experiment(store: Store, principal: Principal, name_or_id: str) -> Exper
     return e
 
 
-def create_experiment(store: Store, principal: Principal, name: str, description: str | None) -> Experiment:
+def create_experiment(store: Store, principal: Principal, name: str, description: str | None,
+                      tags: Mapping[str, Any] | None = None) -> Experiment:
     principal.require("write")
     principal.require_unscoped("other experiments")
-    return store.create_experiment(name, description)
+    return store.create_experiment(name, description, tags=tags)
+
+
+def set_experiment_tags(store: Store, principal: Principal, name_or_id: str, tags: Mapping[str, Any]) -> Experiment:
+    """A scoped token may tag its own experiment only."""
+    principal.require("write")
+    principal.require_experiment(store.get_experiment(name_or_id).id)
+    return store.set_experiment_tags(name_or_id, tags)
+
+
+def delete_experiment_tag(store: Store, principal: Principal, name_or_id: str, key: str) -> None:
+    principal.require("write")
+    principal.require_experiment(store.get_experiment(name_or_id).id)
+    store.delete_experiment_tag(name_or_id, key)
