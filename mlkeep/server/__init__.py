@@ -27,4 +27,8 @@ def serve(store: Store, *, host: str = "127.0.0.1", port: int = 5000, auth: bool
     """Serve `store` until interrupted (binds to loopback unless told otherwise)."""
     import uvicorn
 
-    uvicorn.run(create_app(store, auth=auth), host=host, port=port, log_level=log_level)
+    from mlkeep.server.services.search import warm_up
+
+    app = create_app(store, auth=auth)
+    warm_up(store)  # so the first user's runs table is as quick as the next one's
+    uvicorn.run(app, host=host, port=port, log_level=log_level)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import math
 from dataclasses import dataclass
@@ -30,10 +31,35 @@ UI = Path(__file__).with_name("ui")
 
 
 class JSON(JSONResponse):
-    """JSON with entities as their dicts and NaN/infinity as null (JSON has no NaN)."""
+    """JSON with entities as their dicts and NaN/infinity as null (JSON has no NaN).
+
+    The C encoder writes the content as it is, asking `_plain` only for
+    entities; walking it in Python first (`jsonable`) cost more than encoding
+    it (a 100,000-point history: 300,000 calls). Only content holding a NaN or
+    an infinity, which the encoder refuses, is walked, to turn them into null.
+    """
 
     def render(self, content: Any) -> bytes:
-        return super().render(jsonable(content))
+        try:
+            return _dumps(content)
+        except ValueError:  # a NaN or an infinity somewhere
+            return _dumps(jsonable(content))
+
+
+def _dumps(content: Any) -> bytes:
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_plain).encode()
+
+
+def _plain(value: Any) -> Any:
+    """What the encoder writes for a value it does not know: an entity's fields, else `to_dict()`, as `jsonable`."""
+    names = _entity_fields(type(value))
+    if names is not None:
+        return {n: getattr(value, n) for n in names}
+    if hasattr(value, "to_dict"):
+        return value.to_dict()
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return dataclasses.asdict(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def jsonable(value: Any) -> Any:

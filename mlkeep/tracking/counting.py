@@ -2,7 +2,7 @@
 
 A runs table says "1,234 runs" above its first page; counting must not load
 runs, sort them or page through them, so it reuses the search compiler's
-tests (`mlkeep.tracking.search`) and asks the database for the count alone.
+tests (`mlkeep.tracking.predicates`) and asks the database for the count alone.
 
 Unlike a page, a count visits every match, so each comparison ANDed at the
 top of the filter becomes `runs.id IN (runs whose metric/param/tag passes)`,
@@ -21,7 +21,7 @@ from mlkeep.metadata import Database
 from mlkeep.metadata.tables import runs
 from mlkeep.tracking.entities import LifecycleStage
 from mlkeep.tracking.filters import And, Compare, Expr, parse_filter
-from mlkeep.tracking.search import TABLES, _experiment_ids, _value_test, _where, in_stage
+from mlkeep.tracking.predicates import TABLES, experiment_ids, in_stage, value_test, where
 
 __all__ = ["count_runs"]
 
@@ -46,22 +46,22 @@ def count_runs(db: Database, filter: str = "", *,  # noqa: A002 - the name `sear
                 # SQLite has no statistics, takes the experiment's index as the selective one, and tests every
                 # run of the experiment; `|| ''` keeps it off that index, so it starts from the IN lists.
                 experiment = experiment.concat("")
-            stmt = stmt.where(experiment.in_(_experiment_ids(conn, experiments)))
+            stmt = stmt.where(experiment.in_(experiment_ids(conn, experiments)))
         total = int(conn.execute(stmt).scalar_one())
     return total if query.limit is None else min(total, query.limit)
 
 
 def _narrowing(node: Expr, dialect: str) -> ColumnElement[bool]:
-    """`_where(node)`, with the comparisons ANDed at the top as IN over the key's (key, value) index."""
+    """`where(node)`, with the comparisons ANDed at the top as IN over the key's (key, value) index."""
     if isinstance(node, And):
         return and_(*(_narrowing(i, dialect) for i in node.items))
     if isinstance(node, Compare) and node.key.kind in TABLES and node.op != "IS NULL":
         t = TABLES[node.key.kind]
         having = select(t.c.run_id).where(t.c.key == node.key.name)
         if node.op != "IS NOT NULL":  # a NaN metric (NULL) is present, though it passes no comparison
-            having = having.where(_value_test(t.c.value, node, dialect))
+            having = having.where(value_test(t.c.value, node, dialect))
         return runs.c.id.in_(having)
-    return _where(node, dialect)
+    return where(node, dialect)
 
 
 def _narrows(node: Expr | None) -> bool:

@@ -199,13 +199,16 @@ def chart_buckets(first: int, last: int, n: int) -> tuple[int, int]:
     Bucket i holds steps `origin + i*width .. origin + (i+1)*width - 1`. With
     `n >= 2` buckets are aligned (origin a multiple of width) and the width is
     a multiple of a level width where one fits, so summaries can answer; one
-    bucket is the whole window.
+    bucket is the whole window. The level is the coarsest narrower than twice
+    the width needed: a chart gets between about n/2 and n buckets either way,
+    and each chart bucket is then at most 4 summary rows, not up to 8 (for
+    100,000 points in 250 buckets: 196 rows read instead of 1,563).
     """
     span = last - first + 1
     if n < 2:
         return first, span
     want = -(-span // (n - 1))  # aligned buckets of this width touch at most n of them
-    level = _level_for(want)
+    level = _level_for(2 * want - 1)
     width = want if level is None else -(-want // LEVELS[level]) * LEVELS[level]
     return first // width * width, width
 

@@ -9,7 +9,7 @@ import pytest
 
 from mlkeep.errors import InvalidInputError
 from mlkeep.store import Store
-from mlkeep.tracking.metric_buckets import SUMMARIZE_AFTER, chart_buckets
+from mlkeep.tracking.metric_buckets import LEVELS, SUMMARIZE_AFTER, chart_buckets
 from mlkeep.tracking.metrics import history_rows
 
 
@@ -74,3 +74,18 @@ def test_a_small_series_comes_whole_and_bad_bounds_are_refused(store: Store) -> 
         assert history_rows(conn, run.id, "nothing", max_points=8) == ([], 0)
         with pytest.raises(InvalidInputError):
             history_rows(conn, run.id, "acc", min_step=math.nan)
+
+
+@pytest.mark.parametrize("n", [2, 3, 10, 250, 1000])
+def test_a_chart_gets_at_least_half_the_buckets_asked_for_from_few_summary_rows(n: int) -> None:
+    """Buckets are aligned multiples of a summary level: at most n, at least about n/2, at most 4 level rows each."""
+    for first in (-7, 0, 12_345):
+        for span in (n * 50, n * 64, n * 300, n * 401, n * 4_000, n * 33_333, 10**9 + 7):
+            last = first + span - 1
+            origin, width = chart_buckets(first, last, n)
+            want = -(-span // (n - 1))
+            buckets = (last - origin) // width + 1
+            assert origin % width == 0 and origin <= first and buckets <= n
+            assert want <= width < 2 * want
+            level = max(w for w in LEVELS if w <= width)
+            assert width % level == 0 and (width // level <= 4 or want > LEVELS[-1])  # past the coarsest level

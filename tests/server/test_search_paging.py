@@ -66,3 +66,28 @@ def test_every_page_says_how_many_runs_match_in_all(store: Store, runs: list[str
     assert api.post("/api/search/runs", json={**body, "total": False}).json()["total"] is None
     store.delete_run(runs[0])  # hidden from search, so from the count
     assert api.get("/api/search/runs", params={"experiments": "paging"}).json()["total"] == 23
+
+
+def test_the_last_page_is_counted_without_a_count_query(store: Store, runs: list[str], api: Any,
+                                                         monkeypatch: pytest.MonkeyPatch) -> None:
+    from mlkeep.server.services import search as search_service
+
+    counted: list[int] = []
+    real = search_service.count_runs
+    monkeypatch.setattr(search_service, "count_runs", lambda *a, **k: counted.append(1) or real(*a, **k))
+    for filter_, size in (("", 5), ("metrics.acc >= 0 ORDER BY metrics.acc DESC LIMIT 9", 4), ("params.i < 3", 3),
+                          ("params.i < 3", 10)):
+        matching = len(store.search_runs(filter_))
+        params: dict[str, Any] = {"filter": filter_, "page_size": size}
+        totals, pages = [], 0
+        while True:
+            page = api.get("/api/search/runs", params=params).json()
+            totals.append(page["total"])
+            pages += 1
+            if page["next_page_token"] is None:
+                break
+            params["page_token"] = page["next_page_token"]
+        assert totals == [matching] * pages
+    assert len(counted) == 23 // 5 + 9 // 4 + 0 + 0  # every page but the last
+    beyond = api.get("/api/search/runs", params={"filter": "params.i < 3", "offset": 50}).json()
+    assert beyond["runs"] == [] and beyond["total"] == 3  # an empty page past the end still counts

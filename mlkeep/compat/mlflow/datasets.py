@@ -83,7 +83,7 @@ def record_dataset(store: Store, described: Mapping[str, Any]) -> Dataset:
             version = len(conn.execute(select(datasets.c.id).where(datasets.c.name == fields["name"])).all()) + 1
             ds = Dataset(id=new_id(), name=fields["name"], fingerprint=fingerprint, version=str(version),
                          location=fields["source"] or f"mlflow:{fields['digest']}", creation_time=now_ms())
-            # "digest" is what `datasets.digest` searches (mlkeep.tracking.search.dataset_digest).
+            # "digest" is what `datasets.digest` searches (mlkeep.tracking.predicates.dataset_digest).
             insert_dataset(conn, ds, {"kind": "mlflow", "mlflow": fields, "digest": fields["digest"]})
             found = ds.id
     return get_dataset(store.db, found)

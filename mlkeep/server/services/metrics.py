@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 from mlkeep.access import Principal
@@ -22,6 +23,7 @@ def metric_history(store: Store, principal: Principal, run_id: str, key: str, *,
         raise InvalidInputError("max_points must be 0 (every point) or at least 4.")
     with store.db.connect() as conn:
         rows, total = history_rows(conn, run_id, key, max_points=max_points, min_step=min_step, max_step=max_step)
-    steps, values, timestamps = (list(c) for c in zip(*rows)) if rows else ([], [], [])
+    # One C-level pass per column: `zip(*rows)` over 100,000 rows cost several times as much.
+    steps, values, timestamps = (list(map(itemgetter(i), rows)) for i in range(3))
     return {"key": key, "steps": steps, "values": values, "timestamps": timestamps, "total": total,
             "downsampled": len(rows) < total}
