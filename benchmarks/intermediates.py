@@ -194,7 +194,9 @@ def query_times(inter: Any, got: dict[str, Any], deep: str, early: str, repeats:
                   f"{inter.last_source} | {t_auto * 1e3:.1f} ms |")
     t_read, _ = median(lambda: inter.similarity(got["relu4"], got[deep], source="read"), repeats)
     t_rerun, _ = median(lambda: inter.similarity(got["relu4"], got[deep], source="rerun"), repeats)
-    print(f"| CKA relu4 vs {deep} | both | {t_read * 1e3:.1f} ms | {t_rerun * 1e3:.1f} ms | {t_rerun / t_read:.1f}× | | |")
+    t_auto, _ = median(lambda: inter.similarity(got["relu4"], got[deep], source="auto"), repeats)
+    print(f"| CKA relu4 vs {deep} | both | {t_read * 1e3:.1f} ms | {t_rerun * 1e3:.1f} ms | {t_rerun / t_read:.1f}× | "
+          f"{inter.last_source} | {t_auto * 1e3:.1f} ms |")
 
 
 def checkpoints(store: Any, net: nn.Module, ds: Any, X: np.ndarray, y: np.ndarray, layers: list[str],
@@ -224,15 +226,11 @@ def checkpoints(store: Any, net: nn.Module, ds: Any, X: np.ndarray, y: np.ndarra
 def referenced_bytes(store: Any, captured: list[Any]) -> int:
     """Stored bytes of every distinct object the intermediates use: their chunks and their deltas' bases,
     wherever they were first written (a frozen layer counts once, not zero times)."""
-    from mlkeep.intermediates.storage import get_manifest
+    from mlkeep.intermediates.storage import get_manifest, used_objects
 
     sizes: dict[str, int] = {}
     for item in captured:
-        manifest = get_manifest(store.objects, item.manifest)
-        for ids, row in zip(manifest["chunks"], manifest["sizes"]):
-            sizes.update(zip(ids, row))
-        for base, _content in dict(manifest.get("deltas") or {}).values():
-            sizes.setdefault(base, int(store.objects.fs.size(store.objects.path(base))))
+        sizes.update(used_objects(store.objects, get_manifest(store.objects, item.manifest)))
     return sum(sizes.values())
 
 
@@ -268,17 +266,54 @@ def pipelines_workload(store: Any, codecs: list[str]) -> None:
     models = {(t, h): template(t, h).fit(X.astype(np.float32), y) for t in range(10) for h in range(5)}
     t_fit = time.perf_counter() - t0
     for codec in codecs:
-        raw = stored = stages = 0
+        raw = stored = 0
         t_cap = 0.0
+        captured: list[Any] = []
         for (t, _h), model in models.items():
             t0 = time.perf_counter()
             got = inter.capture(model, ds, codec=codec, repo=f"pipe{t}-{codec}")
             t_cap += time.perf_counter() - t0
-            stages += len(got)
+            captured += got.values()
             raw += sum(i.raw_bytes for i in got.values())
             stored += sum(i.new_bytes for i in got.values())
-        print(f"\n## 50 scikit-learn pipelines on digits ({stages} stages), {codec}: {stored / 1e6:.2f} MB stored for "
-              f"{raw / 1e6:.0f} MB raw float32 = {raw / stored:.0f}×; capture {t_cap:.1f}s (fits {t_fit:.1f}s)")
+        every = referenced_bytes(store, captured)
+        print(f"\n## 50 scikit-learn pipelines on digits ({len(captured)} stages), {codec}, every stage materialized: "
+              f"{stored / 1e6:.2f} MB new for {raw / 1e6:.0f} MB raw float32 = {raw / stored:.0f}× (every object "
+              f"the stages use: {every / 1e6:.2f} MB = {raw / every:.0f}×); capture {t_cap:.1f}s (fits {t_fit:.1f}s)")
+        cost_model_figures(store, captured, raw)
+
+
+def cost_model_figures(store: Any, captured: list[Any], raw: int) -> None:
+    """Storage when the cost model leaves unmaterialized what is cheaper to recompute than to keep, at a few
+    thresholds (seconds saved per GB stored), and what a query on a stage it dropped then costs and returns
+    (recomputed from the pipeline's version and dataset, against the values that were stored)."""
+    inter = store.intermediates
+    rng = np.random.default_rng(3)
+    probes = {i.id: inter.get(i, source="read") for i in rng.choice(captured, 40, replace=False)}
+    print("\n### Cost model: stages left unmaterialized when γ = (t_rerun − t_read)·n_queries / GB ≤ threshold "
+          "(same 50 pipelines)")
+    print("| threshold (s/GB) | stages stored | stored (every object used) | ratio | a dropped stage's get: "
+          "recompute / read | max |recomputed − stored| / codec bound |")
+    print("|---|---|---|---|---|---|")
+    for threshold in (inter.threshold, 1000.0, 10000.0):
+        inter.plan(threshold, apply=True, intermediates=captured)
+        now = [inter.info(i.id) for i in captured]
+        kept = [i for i in now if i.stored]
+        nbytes = referenced_bytes(store, kept)
+        times, worst = [], 0.0
+        for item in (i for i in now if not i.stored and i.id in probes):
+            before = probes[item.id]
+            t0 = time.perf_counter()
+            fresh = inter.get(item)  # not stored: recomputed
+            times.append(time.perf_counter() - t0)
+            bound = (before.max(0) - before.min(0)) / (2 * 255) + 1e-6 * np.abs(before).max(0) + 1e-7
+            worst = max(worst, float((np.abs(fresh - before) / bound).max()))
+        t_read = [median(lambda: inter.get(i, source="read"), 1)[0] for i in kept[:10]]
+        timing = (f"{statistics.median(times) * 1e3:.0f} ms / {statistics.median(t_read) * 1e3:.1f} ms"
+                  if times else "no probe dropped")
+        print(f"| {threshold:g} | {len(kept)} of {len(now)} | {nbytes / 1e6:.2f} MB | {raw / max(nbytes, 1):.0f}× | "
+              f"{timing} | {worst:.2f} |")
+    inter.plan(0.0, apply=True, intermediates=captured)  # leave every stage stored again
 
 
 def main() -> None:

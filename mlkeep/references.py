@@ -13,7 +13,8 @@ What names objects:
 - commits: the commit object and, unless retention dropped the weights, the
   tensor tree, every chunk object it needs (delta bases down to each chain's
   root) and an estimator's pickled skeleton;
-- intermediates: the module skeleton and, when stored, the manifest, every
+- intermediates: the module skeleton, the targets object per-class queries
+  read, and, when stored, the manifest, every
   chunk it names and the base of each chunk stored as a delta.
 """
 
@@ -37,7 +38,8 @@ log = logging.getLogger(__name__)
 
 # Kinds whose logical size is the object's own content (read from its header when needed). The others
 # carry their logical size from the metadata, or count 0 because their entity's tree or manifest covers it.
-BLOB_KINDS = frozenset({"model", "prediction", "dataset", "environment", "commit", "skeleton", "intermediate skeleton"})
+BLOB_KINDS = frozenset({"model", "prediction", "dataset", "environment", "commit", "skeleton", "intermediate skeleton",
+                        "intermediate labels"})
 
 
 @dataclass(frozen=True)
@@ -132,7 +134,7 @@ def commit_references(store: Store, *, strict: bool = False) -> Iterator[Referen
 
 
 def intermediate_references(store: Store, *, strict: bool = False) -> Iterator[Reference]:
-    """Each intermediate's skeleton, manifest, chunks and delta bases.
+    """Each intermediate's skeleton, labels, manifest, chunks and delta bases.
 
     An unreadable (missing or corrupt) manifest names no chunks; with
     `strict` it raises instead, so that `gc` deletes nothing on partial knowledge.
@@ -149,6 +151,9 @@ def intermediate_references(store: Store, *, strict: bool = False) -> Iterator[R
         skeleton = _field(document, "skeleton")
         if skeleton:
             yield Reference("intermediate skeleton", inter_id, skeleton, run=run_id, repository=repo)
+        labels = _field(document, "labels")  # the dataset's targets, for per-class queries
+        if labels:
+            yield Reference("intermediate labels", inter_id, labels, run=run_id, repository=repo)
         if not manifest:
             continue  # recomputed on demand: nothing stored
         yield Reference("manifest", inter_id, manifest, run=run_id, repository=repo, logical=raw_bytes)

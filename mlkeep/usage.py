@@ -46,6 +46,7 @@ _FAMILY = {
     "chunk": "model versions",
     "skeleton": "model versions",
     "intermediate skeleton": "intermediates",
+    "intermediate labels": "intermediates",
     "manifest": "intermediates",
     "intermediate chunk": "intermediates",
 }

@@ -9,8 +9,10 @@ id, a unique id prefix or its name.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -18,8 +20,9 @@ import numpy as np
 from mlkeep.errors import DatasetUnavailableError, InvalidInputError, RecomputeError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.intermediates import capture as cap
-from mlkeep.intermediates import costmodel, queries, records, recompute, storage
+from mlkeep.intermediates import costmodel, labels, queries, records, recompute, storage
 from mlkeep.intermediates.codecs import Codec, parse_codec
+from mlkeep.intermediates.compute import blas_threads
 from mlkeep.intermediates.costmodel import Costs, Decision
 from mlkeep.intermediates.dedup import SimilarIndex
 from mlkeep.intermediates.entities import STORED, VIRTUAL, Intermediate
@@ -44,6 +47,7 @@ class Intermediates:
         self.last_source: str | None = None  # "read" or "rerun": how the latest query was answered
         self._similar: SimilarIndex | None = None  # built from the store's manifests on first use
         self._targets: dict[str, Any] = {}  # dataset id -> its targets, for group_by="targets"
+        self._reader: ThreadPoolExecutor | None = None  # decodes chunks for queries; started on first use
 
     # ------------------------------------------------------------------ capture
     def layers(self, model: Any) -> list[str]:
@@ -78,7 +82,7 @@ class Intermediates:
             raise InvalidInputError("dedup is 'exact', 'similar', or 'approx' with a tolerance > 0.")
         ds = self._dataset(dataset, targets)
         repository, commit, skeleton, live = self._version(model, ds.id, repo, branch, architecture)
-        X, _, t_data = recompute.load_inputs(self.db, self.objects, ds.id)
+        X, y, t_data = recompute.load_inputs(self.db, self.objects, ds.id)
         runnable, t_load = (live, 0.0) if live is not None else recompute.load_model(
             repository, commit, self.objects, skeleton, architecture)
         recomputable = True
@@ -96,8 +100,14 @@ class Intermediates:
             codecs[layer].out_shape(shapes[layer])  # CodecMismatchError before any work
         sink = storage.ChunkSink(self.objects, write=store, workers=self.workers, dedup=dedup,
                                  index=self._index() if dedup != "exact" else None, tolerance=tolerance or 0.0)
-        writers = {layer: storage.LayerWriter(sink, codecs[layer], n, block_rows=self.block_rows,
-                                              chunk_bytes=self.chunk_bytes) for layer in names}
+        # A pipeline stage's chunks may be kept as deltas against the stage before (its input). Not a
+        # network's layers: there, trying that costs more capture time than the bytes it saves are worth.
+        chained = cap.framework(runnable) == "sklearn"
+        writers: dict[str, storage.LayerWriter] = {}
+        for layer in names:
+            writers[layer] = storage.LayerWriter(
+                sink, codecs[layer], n, block_rows=self.block_rows, chunk_bytes=self.chunk_bytes,
+                parent=writers[names[len(writers) - 1]] if chained and writers else None)
 
         def part(rows: slice) -> cap.RunTimes:
             def emit(layer: str, start: int, values: np.ndarray) -> None:
@@ -120,9 +130,10 @@ class Intermediates:
         finally:
             sink.close()
         capture_id, prefix = new_id(), name or f"{repository.name}@{commit.id[:8]}"
+        label_oid = labels.put(self.objects, y) if store else None  # per-class queries read these, not the dataset
         items = [self._record(capture_id, f"{prefix}:{layer}", layer, repository.name, commit.id, ds.id, codecs[layer],
                               results[layer], probe, sample, t_load, t_data, n, batch_size, skeleton, store,
-                              cap.framework(runnable), recomputable) for layer in names]
+                              cap.framework(runnable), recomputable, label_oid) for layer in names]
         records.insert(self.db, items)
         return {i.layer: i for i in items}
 
@@ -169,7 +180,8 @@ class Intermediates:
         inter = records.get(self.db, intermediate)
         select_rows(_layout(inter), [row])
         values = self._values(inter, None, None, source)
-        rows, dist = queries.knn(values, values[row], k, metric=metric, exclude=int(row))
+        with blas_threads():
+            rows, dist = queries.knn(values, values[row], k, metric=metric, exclude=int(row))
         return pd.DataFrame({"row": rows, "distance": dist})
 
     def stats(self, intermediate: Intermediate | str, group_by: Any = "targets", columns: Any = None, *,
@@ -200,7 +212,9 @@ class Intermediates:
     def corr(self, intermediate: Intermediate | str, columns: Any = None, *, source: str = "auto") -> np.ndarray:
         """Pearson correlation matrix between the selected columns (neurons)."""
         inter = records.get(self.db, intermediate)
-        return queries.corr(self._values(inter, None, select_cols(_layout(inter), columns), source))
+        values = self._values(inter, None, select_cols(_layout(inter), columns), source)
+        with blas_threads():
+            return queries.corr(values)
 
     def similarity(self, a: Intermediate | str, b: Intermediate | str, method: str = "cka", *,
                    rows: Any = None, source: str = "auto") -> float:
@@ -211,20 +225,28 @@ class Intermediates:
         if ia.n_rows != ib.n_rows:
             raise InvalidInputError(f"Similarity needs the same rows: {ia.n_rows} vs {ib.n_rows}.")
         sel = select_rows(_layout(ia), rows)
-        va, vb = self._values(ia, sel, None, source), self._values(ib, sel, None, source)
-        return queries.cka(va, vb) if method == "cka" else queries.svcca(va, vb)
+        va = self._values(ia, sel, None, source)
+        vb = va if ib.id == ia.id else self._values(ib, sel, None, source)  # a layer against itself: read once
+        with blas_threads():
+            return queries.cka(va, vb) if method == "cka" else queries.svcca(va, vb)
 
     # ------------------------------------------------------------------ cost model
-    def plan(self, threshold: float | None = None, *, apply: bool = False) -> list[Decision]:
-        """Each intermediate's figures and decision under `threshold` (default `self.threshold`).
+    def plan(self, threshold: float | None = None, *, apply: bool = False,
+             intermediates: Sequence[Intermediate | str] | None = None) -> builtins.list[Decision]:
+        """Each intermediate's figures and decision under `threshold` (default `self.threshold`), for every
+        intermediate of the store or those given.
 
         With `apply=True`, intermediates worth storing are materialized and the
         others dropped (their chunks stay until garbage collection).
         """
         limit = self.threshold if threshold is None else threshold
         out = []
-        for inter in self.list():
-            decision = costmodel.decide(inter, records.costs_of(inter), limit)
+        every = self.list()
+        chosen = every if intermediates is None else [records.get(self.db, i) for i in intermediates]
+        charged = costmodel.shares({i.id: storage.used_objects(self.objects, storage.get_manifest(self.objects, i.manifest))
+                                    for i in every if i.stored and i.manifest})
+        for inter in chosen:
+            decision = costmodel.decide(inter, records.costs_of(inter), limit, charged.get(inter.id))
             if apply and decision.action == "materialize":
                 self.materialize(inter)
             elif apply and decision.action == "drop":
@@ -279,7 +301,8 @@ class Intermediates:
                 choice = "read"
         if choice == "read":
             t0 = time.perf_counter()
-            values = storage.read(self.objects, manifest, rows, cols, workers=self.workers)  # type: ignore[arg-type]
+            values = storage.read(self.objects, manifest, rows, cols, workers=self.workers,  # type: ignore[arg-type]
+                                  pool=self._read_pool())
             costs = costs.measured_read(time.perf_counter() - t0, nbytes)
         self.last_source = choice
         records.set_costs(self.db, inter, costs, queried=True)
@@ -367,7 +390,7 @@ class Intermediates:
             skeleton = next((s for s in known if s), None)
         return repository, commit, skeleton, live
 
-    def _codecs(self, codec: str | Codec | Mapping[str, str | Codec], names: list[str]) -> dict[str, Codec]:
+    def _codecs(self, codec: str | Codec | Mapping[str, str | Codec], names: Sequence[str]) -> dict[str, Codec]:
         if isinstance(codec, Mapping):
             unknown = set(codec) - set(names) - {"*"}
             if unknown:
@@ -391,7 +414,7 @@ class Intermediates:
                 codec: Codec, result: storage.WriteResult, times: cap.RunTimes, timed_rows: int, t_load: float,
                 t_data: float,
                 n: int, batch_size: int, skeleton: str | None, stored: bool, framework: str,
-                recomputable: bool) -> Intermediate:
+                recomputable: bool, label_oid: str | None = None) -> Intermediate:
         layout = Layout.from_dict(result.manifest["layout"])
         manifest = storage.put_manifest(self.objects, result.manifest) if stored else None
         read_rate, t_open = self._measure_read(result.manifest, manifest) if stored else (_DEFAULT_READ_RATE, 0.0)
@@ -401,6 +424,8 @@ class Intermediates:
         doc = {"costs": costs.to_dict(), "layout": layout.to_dict(), "input_shape": list(times.shapes[layer]),
                "batch_size": batch_size, "skeleton": skeleton, "chunks": result.chunks, "reused": result.reused,
                "approx_reused": result.approx_reused, "deltas": result.deltas, "recomputable": recomputable}
+        if label_oid is not None:
+            doc[labels.KEY] = label_oid
         return Intermediate(
             id=new_id(), capture_id=capture_id, name=name, layer=layer, repository=repository, commit_id=commit_id,
             dataset_id=dataset_id, codec=str(codec), status=STORED if stored else VIRTUAL, n_rows=n,
@@ -420,12 +445,19 @@ class Intermediates:
         seconds, nbytes = storage.time_read(self.objects, manifest, workers=self.workers)
         return seconds / max(nbytes, 1), t_open
 
+    def _read_pool(self) -> ThreadPoolExecutor:
+        """The threads that decode chunks for queries, kept: starting threads for every query costs more
+        than decoding a small layer."""
+        if self._reader is None:
+            self._reader = ThreadPoolExecutor(max_workers=max(self.workers, 1), thread_name_prefix="mlkeep-query")
+        return self._reader
+
     def _groups(self, inter: Intermediate, group_by: Any) -> np.ndarray | None:
         if group_by is None:
             return None
         if isinstance(group_by, str) and group_by == "targets":
             if inter.dataset_id not in self._targets:  # a logged dataset never changes
-                self._targets[inter.dataset_id] = recompute.load_inputs(self.db, self.objects, inter.dataset_id)[1]
+                self._targets[inter.dataset_id] = labels.load(self.db, self.objects, inter.document, inter.dataset_id)
             y = self._targets[inter.dataset_id]
             if y is None:
                 raise InvalidInputError("The dataset has no targets to group by; pass group_by=<one label per row>.")

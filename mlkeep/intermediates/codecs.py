@@ -38,6 +38,15 @@ MAGIC = b"MKI2"  # 2: codes of fewer than 8 bits are packed k bits each
 _NOT_FINITE = "This layer has NaN or infinite values; codec {codec} cannot encode them. Use exact."
 _HEADER = struct.Struct("<4sBBHII")  # magic, kind, bits, n_params(quantile centres), rows, cols
 _EXACT, _F16, _UNIFORM, _QUANTILE, _THRESHOLD = range(5)
+HEADER_BYTES = _HEADER.size
+
+
+def is_uniform8(content: bytes | memoryview) -> bool:
+    """Whether `content` is a chunk of 8-bit uniform codes (the kind `delta`'s FIT predicts)."""
+    if len(content) < _HEADER.size:
+        return False
+    magic, kind, bits, _n, _rows, _cols = _HEADER.unpack_from(content)
+    return bool(magic == MAGIC and kind == _UNIFORM and bits == 8)
 
 
 @dataclass(frozen=True)

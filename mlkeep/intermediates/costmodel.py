@@ -17,11 +17,17 @@ For one intermediate and a query over n rows:
 A query reads when `t_read < t_rerun`, else re-runs. Storage is decided by
 `γ = (t_rerun − t_read) · n_queries / GB stored` (seconds saved per GB)
 against the user's threshold; every query increments `n_queries`. The count
-starts at one: an intermediate is captured to be queried.
+starts at one: an intermediate is captured to be queried. The GB an
+intermediate is charged are its share of the objects it reads (`shares`):
+an object that several stored intermediates use (a stage shared by many
+pipelines, the base of another stage's delta) is split between them, so
+dropping one of them, which frees nothing, is never what makes room.
 """
 
 from __future__ import annotations
 
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -51,9 +57,11 @@ class Costs(Entity):
         nbytes = self.stored_bytes if nbytes is None else nbytes
         return self.t_open + self.read_rate * nbytes
 
-    def gamma(self, n_queries: int) -> float:
-        """Seconds saved per GB stored over `n_queries` whole-intermediate queries."""
-        return (self.t_rerun() - self.t_read()) * n_queries / max(self.stored_bytes / GB, 1e-12)
+    def gamma(self, n_queries: int, nbytes: float | None = None) -> float:
+        """Seconds saved per GB stored over `n_queries` whole-intermediate queries, charging `nbytes`
+        (default: every byte it reads)."""
+        charged = self.stored_bytes if nbytes is None else nbytes
+        return (self.t_rerun() - self.t_read()) * n_queries / max(charged / GB, 1e-12)
 
     def measured_read(self, seconds: float, nbytes: int) -> Costs:
         if nbytes <= 0:
@@ -86,6 +94,7 @@ class Decision(Entity):
     query_from: str
     store: bool
     action: str
+    charged_bytes: float = 0.0  # its share of the objects it uses, what γ divides by
 
 
 def source(costs: Costs, stored: bool, n: int, nbytes: int) -> str:
@@ -95,11 +104,20 @@ def source(costs: Costs, stored: bool, n: int, nbytes: int) -> str:
     return "read" if costs.t_read(nbytes) < costs.t_rerun(n) else "rerun"
 
 
-def decide(row: Any, costs: Costs, threshold: float) -> Decision:
-    """The decision for an intermediate record (`Intermediate`) under `threshold` seconds per GB."""
+def decide(row: Any, costs: Costs, threshold: float, charged: float | None = None) -> Decision:
+    """The decision for an intermediate record (`Intermediate`) under `threshold` seconds per GB, charged
+    `charged` bytes (its share from `shares`; default every byte it reads)."""
     stored = row.status == "stored"
-    gamma = costs.gamma(row.n_queries + 1)
+    nbytes = float(costs.stored_bytes if charged is None else charged)
+    gamma = costs.gamma(row.n_queries + 1, nbytes)
     keep = gamma > threshold and costs.t_read() < costs.t_rerun()
     action = "keep" if keep == stored else ("materialize" if keep else "drop")
     return Decision(row.id, row.name, row.layer, row.status, costs.stored_bytes, row.n_queries, costs.t_rerun(),
-                    costs.t_read(), gamma, source(costs, stored, row.n_rows, costs.stored_bytes), keep, action)
+                    costs.t_read(), gamma, source(costs, stored, row.n_rows, costs.stored_bytes), keep, action, nbytes)
+
+
+def shares(used: Mapping[str, Mapping[str, int]]) -> dict[str, float]:
+    """Per intermediate, its share of the bytes of the objects it uses ({intermediate: {object: size}}): each
+    object's size split evenly between the intermediates that use it."""
+    users = Counter(oid for objects in used.values() for oid in objects)
+    return {key: sum(size / users[oid] for oid, size in objects.items()) for key, objects in used.items()}

@@ -109,6 +109,7 @@ class SimilarIndex:
         self.sketcher = sketcher or Sketcher()
         self._buckets: dict[int, list[str]] = {}
         self._aliases: dict[str, tuple[str, str]] = {}
+        self._deltas: dict[str, tuple[str, str]] = {}  # delta id -> (base id, content id)
         self._scale: dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -126,6 +127,17 @@ class SimilarIndex:
         """Remember that the chunk whose content hashes to `content_id` is stored as delta `stored_id`."""
         with self._lock:
             self._aliases[content_id] = (stored_id, base_id)
+            self._deltas[stored_id] = (base_id, content_id)
+
+    def chain(self, oid: str) -> dict[str, tuple[str, str]]:
+        """The deltas a chunk's content depends on, itself first: {delta id: (base id, content id)}, down
+        to the full chunk at the root (empty for a full chunk)."""
+        out: dict[str, tuple[str, str]] = {}
+        with self._lock:
+            while oid in self._deltas and oid not in out:
+                out[oid] = self._deltas[oid]
+                oid = out[oid][0]
+        return out
 
     def stored_as(self, content_id: str) -> tuple[str, str] | None:
         """(delta id, base id) of a chunk stored as a delta, by its content id."""

@@ -13,6 +13,7 @@ import numpy as np
 from mlkeep.errors import InvalidInputError
 
 METRICS = ("euclidean", "cosine")
+_BLOCK_VALUES = 1 << 20  # values per block of rows a distance pass holds in a temporary
 
 
 def topk(column: np.ndarray, k: int, *, largest: bool = True) -> np.ndarray:
@@ -24,16 +25,31 @@ def topk(column: np.ndarray, k: int, *, largest: bool = True) -> np.ndarray:
 
 def knn(matrix: np.ndarray, query: np.ndarray, k: int, *, metric: str = "euclidean",
         exclude: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Row ids of the `k` rows nearest `query` and their distances, nearest first."""
+    """Row ids of the `k` rows nearest `query` and their distances, nearest first.
+
+    Distances are taken over blocks of rows: a float32 layer is never copied
+    whole to float64, and Euclidean distances square the differences (not
+    |m|² − 2m·q + |q|², which cancels for the nearest rows, the ones asked for).
+    """
     if metric not in METRICS:
         raise InvalidInputError(f"Unknown metric {metric!r}; use one of {', '.join(METRICS)}.")
-    m = matrix.astype(np.float64, copy=False)
-    q = query.astype(np.float64).ravel()
+    q = np.asarray(query).ravel()
+    d = np.empty(len(matrix), dtype=np.float64)
+    step = max(1, _BLOCK_VALUES // max(matrix.shape[1], 1))
     if metric == "euclidean":
-        d = np.sqrt(np.maximum((m * m).sum(1) - 2 * m @ q + q @ q, 0.0))
+        q = q.astype(_working(matrix.dtype))
+        for s in range(0, len(matrix), step):
+            diff = np.subtract(matrix[s : s + step], q, dtype=q.dtype)
+            np.square(diff, out=diff)
+            d[s : s + step] = diff.sum(1, dtype=np.float64)
+        np.sqrt(d, out=d)
     else:
-        norms = np.linalg.norm(m, axis=1) * np.linalg.norm(q)
-        d = 1.0 - (m @ q) / np.where(norms > 0, norms, 1.0)
+        q = q.astype(np.float64)
+        qn = np.linalg.norm(q)
+        for s in range(0, len(matrix), step):
+            part = matrix[s : s + step].astype(np.float64)
+            norms = np.linalg.norm(part, axis=1) * qn
+            d[s : s + step] = 1.0 - (part @ q) / np.where(norms > 0, norms, 1.0)
     if exclude is not None:
         d[exclude] = np.inf
     k = _k(k, len(d) - (exclude is not None))
@@ -42,34 +58,63 @@ def knn(matrix: np.ndarray, query: np.ndarray, k: int, *, metric: str = "euclide
 
 
 def stats(matrix: np.ndarray, groups: np.ndarray | None) -> Any:
-    """Per group and column: mean, std, sparsity (fraction of zeros), as a long pandas DataFrame."""
+    """Per group and column: count, mean, std, sparsity (fraction of zeros), as a long pandas DataFrame.
+
+    Rows are put in group order once; each group's sums are accumulated in
+    float64 straight from the stored float32 (no float64 copy of the layer),
+    and its variance is taken around its mean (two passes), so a neuron with a
+    large mean and a small spread keeps its std.
+    """
     import pandas as pd
 
+    n, d = matrix.shape
     if groups is None:
-        groups = np.zeros(len(matrix), dtype=np.int64)
+        groups = np.zeros(n, dtype=np.int64)
     groups = np.asarray(groups)
-    if len(groups) != len(matrix):
-        raise InvalidInputError(f"group_by must have one label per row ({len(matrix)}), not {len(groups)}.")
-    frames = []
-    for g in np.unique(groups):
-        part = matrix[groups == g].astype(np.float64)
-        frames.append(pd.DataFrame({
-            "group": g, "column": np.arange(matrix.shape[1]), "count": len(part),
-            "mean": part.mean(0), "std": part.std(0), "sparsity": (part == 0).mean(0),
-        }))
-    return pd.concat(frames, ignore_index=True)
+    if groups.ndim != 1 or len(groups) != n:
+        raise InvalidInputError(f"group_by must have one label per row ({n}), not {groups.size}.")
+    labels, index = np.unique(groups, return_inverse=True)
+    index = index.ravel()
+    counts = np.bincount(index, minlength=len(labels))
+    if n and np.any(index[1:] < index[:-1]):
+        matrix = matrix[np.argsort(index, kind="stable")]
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    mean, std, zeros = (np.empty((len(labels), d), dtype=np.float64) for _ in range(3))
+    for g in range(len(labels)):
+        part = matrix[bounds[g] : bounds[g + 1]]
+        mean[g], std[g], zeros[g] = _moments(part)
+    return pd.DataFrame({
+        "group": np.repeat(labels, d), "column": np.tile(np.arange(d), len(labels)),
+        "count": np.repeat(counts, d), "mean": mean.ravel(), "std": std.ravel(),
+        "sparsity": zeros.ravel(),
+    })
+
+
+def _moments(part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, std, fraction of zeros) of each column of a non-empty block of rows."""
+    c = len(part)
+    mean = part.sum(0, dtype=np.float64) / c
+    dev = np.subtract(part, mean.astype(_working(part.dtype)))
+    shift = dev.sum(0, dtype=np.float64) / c  # what rounding the mean left behind
+    np.square(dev, out=dev)
+    var = np.maximum(dev.sum(0, dtype=np.float64) / c - shift * shift, 0.0)
+    return mean, np.sqrt(var), np.count_nonzero(part == 0, axis=0) / c
 
 
 def col_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per column: mean |a − b| over rows."""
     _same_shape(a, b)
-    return np.abs(a.astype(np.float64) - b).mean(0)
+    diff = np.subtract(a, b, dtype=_working(np.result_type(a, b)))
+    np.abs(diff, out=diff)
+    return diff.mean(0, dtype=np.float64)
 
 
 def row_diff(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """Per row: Euclidean distance between a's and b's representation."""
     _same_shape(a, b)
-    return np.linalg.norm(a.astype(np.float64) - b, axis=1)
+    diff = np.subtract(a, b, dtype=_working(np.result_type(a, b)))
+    np.square(diff, out=diff)
+    return np.sqrt(diff.sum(1, dtype=np.float64))
 
 
 def corr(matrix: np.ndarray) -> np.ndarray:
@@ -84,15 +129,25 @@ def corr(matrix: np.ndarray) -> np.ndarray:
 
 
 def cka(a: np.ndarray, b: np.ndarray) -> float:
-    """Linear centred kernel alignment of two representations of the same rows (0..1)."""
-    x, y = _centred(a, b)
-    if x.shape[0] < max(x.shape[1], y.shape[1]):
-        kx, ky = x @ x.T, y @ y.T  # n × n Gram matrices are the smaller ones
-        hsic, nx, ny = (kx * ky).sum(), np.linalg.norm(kx), np.linalg.norm(ky)
+    """Linear centred kernel alignment of two representations of the same rows (0..1).
+
+    ‖YᵀX‖² / (‖XᵀX‖·‖YᵀY‖) in feature space, or the same through the n×n
+    Gram matrices, whichever takes fewer multiplications; products in float32
+    (the values' own precision; BLAS's symmetric product for XᵀX), sums of
+    squares in float64. Constant columns add nothing to any term and are
+    dropped first: dead units are common after a ReLU.
+    """
+    if len(a) != len(b):
+        raise InvalidInputError(f"Similarity needs the same rows in both: {len(a)} vs {len(b)} rows.")
+    x, y = _centred32(a), _centred32(b)
+    n, dx, dy = len(x), x.shape[1], y.shape[1]
+    if n * (dx + dy) < dx * dx + dy * dy + 2 * dx * dy:  # n²(dx+dy)/2 vs n(dx²+dy²)/2 + n·dx·dy
+        kx, ky = x @ x.T, y @ y.T
+        hsic, nx, ny = _dot(kx, ky), _dot(kx, kx), _dot(ky, ky)
     else:
-        hsic = np.linalg.norm(y.T @ x) ** 2
-        nx, ny = np.linalg.norm(x.T @ x), np.linalg.norm(y.T @ y)
-    return float(hsic / (nx * ny)) if nx > 0 and ny > 0 else 0.0
+        cross = y.T @ x
+        hsic, nx, ny = _dot(cross, cross), _square_sum(x.T @ x), _square_sum(y.T @ y)
+    return float(hsic / np.sqrt(nx * ny)) if nx > 0 and ny > 0 else 0.0
 
 
 def svcca(a: np.ndarray, b: np.ndarray, *, keep: float = 0.99, max_dims: int = 50) -> float:
@@ -119,6 +174,36 @@ def _top_directions(x: np.ndarray, keep: float, max_dims: int) -> np.ndarray:
     var = np.cumsum(s**2) / (s**2).sum()
     dims = min(int(np.searchsorted(var, keep) + 1), max_dims, len(s))
     return u[:, :dims] * s[:dims]
+
+
+def _working(dtype: np.dtype[Any]) -> np.dtype[Any]:
+    """The dtype a pass over values of `dtype` computes in: float32 for float32 and narrower (integers
+    too: no wrap-around when subtracting unsigned ones), float64 for float64 and wide integers."""
+    return np.result_type(dtype, np.float32)
+
+
+def _dot(a: np.ndarray, b: np.ndarray) -> float:
+    """Σ a·b over every entry, accumulated in float64."""
+    return float(np.dot(a.ravel().astype(np.float64), b.ravel().astype(np.float64)))
+
+
+def _square_sum(m: np.ndarray) -> float:
+    return _dot(m, m)
+
+
+def _centred32(a: np.ndarray) -> np.ndarray:
+    """Columns centred (twice: the second pass removes what rounding the first mean left), constant
+    columns dropped, in float32 unless the values are float64."""
+    x = np.asarray(a)
+    x = x.reshape(len(x), -1).astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)
+    if not len(x):
+        return x
+    live = x.max(0) != x.min(0)  # NaN columns stay, so a NaN answer says the values hold NaN
+    if not live.all():
+        x = x[:, live]
+    x = x - (x.sum(0, dtype=np.float64) / len(x)).astype(x.dtype)
+    x -= (x.sum(0, dtype=np.float64) / len(x)).astype(x.dtype)
+    return x
 
 
 def _centred(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -7,7 +7,8 @@ GIL, so this overlaps the model's forward passes) and stores it unless an
 object with the same content already exists: exact de-duplication across
 layers, models and versions comes from content addressing. A chunk
 near-identical to a stored one may be stored as a delta against it
-(`delta`, found by `dedup`). Objects are written (and fsynced) on a separate
+(`delta`, found by `dedup`, or, for a pipeline stage, against the chunk of
+the stage before it, its input). Objects are written (and fsynced) on a separate
 pool of I/O threads, so a disk flush never holds up encoding; `finish`
 waits for every write before it returns the manifest, so a manifest, and the
 record naming it, only ever reference durable chunks. The manifest (chunk ids
@@ -24,7 +25,7 @@ import json
 import threading
 import time
 from collections import OrderedDict
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -68,6 +69,7 @@ class Stored:
     approx: bool = False
     delta: tuple[str, str] | None = None  # (base id, content id) of a chunk stored against a base
     keys: list[int] | None = None  # LSH keys of a full chunk
+    chain: dict[str, tuple[str, str]] = field(default_factory=dict)  # the deltas its base depends on
 
 
 @dataclass
@@ -86,6 +88,8 @@ DEDUP = ("exact", "similar", "approx")
 _DELTA_GAIN = 0.7  # a delta is kept when it is smaller than this share of the chunk compressed alone
 _CANDIDATES = 4  # similar chunks a new chunk is compared with
 _DICT_CANDIDATES = 2  # of which the first ones also by the dearer dictionary delta
+MAX_DEPTH = 3  # deltas a chunk's content may depend on, itself included: a read decodes at most this many
+_RESOLVE_LIMIT = 16  # a longer chain in a stored object is a corrupt (or cyclic) one
 
 
 class ChunkSink:
@@ -108,18 +112,24 @@ class ChunkSink:
         self._session = _Session()
         self._sizes: dict[str, int] = {}
 
-    def submit(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int) -> Future[Stored]:
-        """Encode and store later the chunk of columns [lo, hi) of the rows `parts` (stacked in order)."""
-        return self._pool.submit(self._assemble_and_store, codec, parts, lo, hi)
+    def submit(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int,
+               related: Future[Stored] | None = None) -> Future[Stored]:
+        """Encode and store later the chunk of columns [lo, hi) of the rows `parts` (stacked in order).
 
-    def _assemble_and_store(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int) -> Stored:
+        `related` is a chunk submitted earlier that this one was likely computed from (the same rows of the
+        layer or stage before it): a delta base to try whatever its shape, which the LSH index, keyed by
+        shape, cannot offer."""
+        return self._pool.submit(self._assemble_and_store, codec, parts, lo, hi, related)
+
+    def _assemble_and_store(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int,
+                            related: Future[Stored] | None) -> Stored:
         # one copy, straight into the column-major order the codecs encode (a rows × cols view of it)
         cm = np.empty((hi - lo, sum(len(p) for p in parts)), dtype=np.float32)
         row = 0
         for p in parts:
             cm[:, row : row + len(p)] = p[:, lo:hi].T
             row += len(p)
-        return self._store(codec, cm.T)
+        return self._store(codec, cm.T, related)
 
     def flush(self) -> None:
         """Wait until every object submitted so far is written and synced; re-raises a failed write."""
@@ -132,7 +142,7 @@ class ChunkSink:
         self._pool.shutdown(wait=True)
         self._io.shutdown(wait=True)
 
-    def _store(self, codec: Codec, values: np.ndarray) -> Stored:
+    def _store(self, codec: Codec, values: np.ndarray, related: Future[Stored] | None = None) -> Stored:
         # chunks of different value codecs never stand for one another, so the codec goes into the keys
         keys = self.index.sketcher.keys(values, str(replace(codec, pool=None))) if self.index is not None else None
         if self.dedup == "approx":
@@ -145,10 +155,12 @@ class ChunkSink:
             return Stored(oid, self._size(oid), False, keys=keys)
         alias = self.index.stored_as(oid) if self.index is not None else None
         if alias is not None and self._known(alias[0]) and self._known(alias[1]):
-            return Stored(alias[0], self._size(alias[0]), False, delta=(alias[1], oid))
+            return Stored(alias[0], self._size(alias[0]), False, delta=(alias[1], oid),
+                          chain=self.index.chain(alias[1]))  # type: ignore[union-attr]
         packed = compress(content, LEVEL)
         if self.dedup == "similar":
-            kept = self._against_similar(content, oid, len(packed), keys)  # type: ignore[arg-type]
+            kept = self._against_similar(content, oid, len(packed), keys,  # type: ignore[arg-type]
+                                         self._related_base(related))
             if kept is not None:
                 return kept
         new = self._put(oid, packed)
@@ -157,25 +169,33 @@ class ChunkSink:
             self.index.add(oid, keys)  # type: ignore[arg-type]
         return Stored(oid, len(packed), new, keys=keys)
 
-    def _against_similar(self, content: bytes, oid: str, alone: int, keys: list[int]) -> Stored | None:
+    def _against_similar(self, content: bytes, oid: str, alone: int, keys: list[int],
+                         related: str | None = None) -> Stored | None:
         """Store `content` as a delta against its best similar chunk, when that saves enough.
 
         Many chunks can look alike to the sketch (every rescaling of one stage's output does), so the cheap
-        `SUB` difference is tried against several candidates and the dearer dictionary delta only against
-        the first two, when no difference was good enough."""
+        `SUB` difference is tried against several candidates and the `related` chunk, the dearer dictionary
+        delta only against the first two candidates and the fitted (`FIT`) one only against the related
+        chunk (the stage's input, which it is a function of), each when nothing so far was good enough."""
         assert self.index is not None
         limit = int(_DELTA_GAIN * alone)
         best: tuple[bytes, str] | None = None
-        found = [(cand, self._content(cand)) for cand in self.index.candidates(keys, limit=_CANDIDATES)]
+
+        def consider(record: bytes | None, cand: str) -> None:
+            nonlocal best
+            if record is not None and len(record) < limit and (best is None or len(record) < len(best[0])):
+                best = (record, cand)
+
+        ranked = [c for c in self.index.candidates(keys, limit=_CANDIDATES) if c != related]
+        found = [(cand, self._content(cand)) for cand in ranked]
         bases = [(cand, data) for cand, data in found if data is not None]  # None: collected since indexed
-        for cand, base in bases:
-            record = delta.encode(content, cand, base, LEVEL, dictionary=False)
-            if record is not None and len(record) < limit and (best is None or len(record) < len(best[0])):
-                best = (record, cand)
+        parent = (related, self._content(related)) if related else None
+        for cand, base in [*bases, *([parent] if parent and parent[1] is not None else [])]:
+            consider(delta.encode(content, cand, base, LEVEL, dictionary=False), cand)  # type: ignore[arg-type]
         for cand, base in bases[:_DICT_CANDIDATES] if best is None or len(best[0]) > limit // 2 else ():
-            record = delta.encode(content, cand, base, LEVEL)
-            if record is not None and len(record) < limit and (best is None or len(record) < len(best[0])):
-                best = (record, cand)
+            consider(delta.encode(content, cand, base, LEVEL), cand)
+        if parent and parent[1] is not None and (best is None or len(best[0]) > limit // 2):
+            consider(delta.encode_fit(content, parent[0], parent[1], LEVEL), parent[0])
         if best is None:
             return None
         record, base_id = best
@@ -183,7 +203,24 @@ class ChunkSink:
         packed = compress(record, 1)  # already compressed: the object store's frame only wraps it
         new = self._put(did, packed) if not self._known(did) else False
         self.index.alias(oid, did, base_id)
-        return Stored(did, self._size(did) if not new else len(packed), new, delta=(base_id, oid))
+        self._remember(did, content)  # a later stage may be kept against this one
+        return Stored(did, self._size(did) if not new else len(packed), new, delta=(base_id, oid),
+                      chain=self.index.chain(base_id))
+
+    def _related_base(self, related: Future[Stored] | None) -> str | None:
+        """The object to offer as base for a chunk computed from `related`: the related chunk itself, or,
+        when its chain of deltas is already as deep as allowed, the nearest base down its chain that still
+        leaves room (the nearest is the likeliest to hold what the related chunk holds)."""
+        if related is None or self.index is None:
+            return None
+        found = related.result()
+        if found.approx:
+            return None
+        chain = self.index.chain(found.oid)
+        for oid in [found.oid, *(base for base, _content in chain.values())]:
+            if len(self.index.chain(oid)) < MAX_DEPTH:
+                return oid
+        return None  # unreachable: the chain ends at a full chunk
 
     def _within_tolerance(self, values: np.ndarray, keys: list[int]) -> str | None:
         assert self.index is not None
@@ -226,13 +263,14 @@ class ChunkSink:
                 s.recent_bytes -= len(s.recent.popitem(last=False)[1])
 
     def _content(self, oid: str) -> bytes | None:
-        """A full chunk's content: remembered, else read (verified) from the store; None if it is gone."""
+        """A chunk's content (a delta's decoded): remembered, else read (verified) from the store; None if
+        it is gone."""
         with self._session.lock:
             content = self._session.recent.get(oid)
         if content is not None:
             return content
         try:
-            return self.objects.get_bytes(oid)
+            return load_content(self.objects, oid)
         except NotFoundError:
             return None
 
@@ -244,10 +282,15 @@ class ChunkSink:
 
 
 class LayerWriter:
-    """One layer's rows in, encoded chunks out; `finish` returns the manifest and byte counts."""
+    """One layer's rows in, encoded chunks out; `finish` returns the manifest and byte counts.
 
-    def __init__(self, sink: ChunkSink, codec: Codec, n_rows: int, *, block_rows: int, chunk_bytes: int) -> None:
-        self.sink, self.codec, self.n_rows = sink, codec, n_rows
+    `parent` is the writer of the layer computed just before this one (its input, for a pipeline stage):
+    each chunk offers the parent's chunk of the same block as a delta base, when that was submitted first
+    (so a chunk never waits on one queued behind it)."""
+
+    def __init__(self, sink: ChunkSink, codec: Codec, n_rows: int, *, block_rows: int, chunk_bytes: int,
+                 parent: LayerWriter | None = None) -> None:
+        self.sink, self.codec, self.n_rows, self.parent = sink, codec, n_rows, parent
         self.block_rows, self.chunk_bytes = block_rows, chunk_bytes
         self.layout: Layout | None = None
         self.row_shape: tuple[int, ...] | None = None
@@ -281,7 +324,10 @@ class LayerWriter:
                 parts.append(head[:need])
                 self._buf[0] = head[need:]
             need -= len(parts[-1])
-        self._futures.append([self.sink.submit(self.codec, parts, *self.layout.chunk(c))
+        b = len(self._futures)
+        above = self.parent._futures[b] if self.parent is not None and len(self.parent._futures) > b else []
+        self._futures.append([self.sink.submit(self.codec, parts, *self.layout.chunk(c),
+                                               related=above[min(c, len(above) - 1)] if above else None)
                               for c in range(self.layout.n_chunks)])
 
     def finish(self) -> WriteResult:
@@ -303,6 +349,7 @@ class LayerWriter:
                 approx += int(r.approx)
                 if r.delta is not None:
                     deltas[r.oid] = list(r.delta)
+                    deltas.update((k, list(v)) for k, v in r.chain.items())
                 elif r.keys is not None:
                     sketches[r.oid] = pack_keys(r.keys)
         manifest = {"format": FORMAT, "layout": self.layout.to_dict(), "codec": str(self.codec),
@@ -328,17 +375,30 @@ def get_manifest(objects: ObjectStore, oid: str) -> dict[str, Any]:
     return doc
 
 
+def load_content(objects: ObjectStore, oid: str) -> bytes:
+    """The encoded content of a stored chunk, full or delta (its chain of bases decoded; each object
+    verified by the object store)."""
+    data = objects.get_bytes(oid)
+    chain = [data]
+    while delta.is_delta(chain[-1]):
+        if len(chain) > _RESOLVE_LIMIT:
+            raise CorruptObjectError(f"Intermediate chunk {oid} has a chain of deltas too long to be one of ours.")
+        chain.append(objects.get_bytes(delta.base_of(chain[-1])))
+    content = chain.pop()
+    while chain:
+        content = delta.decode(chain.pop(), content)
+    return content
+
+
 def load_chunk(objects: ObjectStore, oid: str) -> np.ndarray:
-    """The rows × cols values of a stored chunk, full or delta (both objects verified)."""
-    content = objects.get_bytes(oid)
-    if delta.is_delta(content):
-        content = delta.decode(content, objects.get_bytes(delta.base_of(content)))
-    return decode_chunk(content)
+    """The rows × cols values of a stored chunk, full or delta (every object verified)."""
+    return decode_chunk(load_content(objects, oid))
 
 
 def read(objects: ObjectStore, manifest: dict[str, Any], rows: np.ndarray | None,
-         cols: np.ndarray | None, *, workers: int = 2) -> np.ndarray:
-    """The selected rows × columns (None: all), decoding only the chunks they touch, `workers` at a time."""
+         cols: np.ndarray | None, *, workers: int = 2, pool: Executor | None = None) -> np.ndarray:
+    """The selected rows × columns (None: all), decoding only the chunks they touch, `workers` at a time
+    (on `pool` when given: a query engine keeps one rather than start threads for every read)."""
     layout = Layout.from_dict(manifest["layout"])
     out = np.empty((layout.n_rows if rows is None else len(rows), layout.n_cols if cols is None else len(cols)),
                    dtype=np.float32)
@@ -360,6 +420,10 @@ def read(objects: ObjectStore, manifest: dict[str, Any], rows: np.ndarray | None
     if workers < 2 or len(pairs) < 2:
         for b, c in pairs:
             fill(b, c)
+        return out
+    if pool is not None:
+        for f in [pool.submit(fill, b, c) for b, c in pairs]:
+            f.result()
         return out
     with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlkeep-read") as pool:
         for f in [pool.submit(fill, b, c) for b, c in pairs]:
@@ -384,6 +448,18 @@ def time_read(objects: ObjectStore, manifest: dict[str, Any], *, sample: int = 2
     t0 = time.perf_counter()
     read(objects, manifest, None, cols, workers=workers)
     return time.perf_counter() - t0, chunks_bytes(manifest, None, cols)[1]
+
+
+def used_objects(objects: ObjectStore, manifest: dict[str, Any]) -> dict[str, int]:
+    """Every object reading the intermediate needs, with its stored size: its chunks and the bases of its
+    deltas (wherever they were first written)."""
+    sizes: dict[str, int] = {}
+    for ids, row in zip(manifest["chunks"], manifest["sizes"]):
+        sizes.update(zip(ids, row))
+    for base, _content in dict(manifest.get("deltas") or {}).values():
+        if base not in sizes:
+            sizes[base] = int(objects.fs.size(objects.path(base)))
+    return sizes
 
 
 def chunks_bytes(manifest: dict[str, Any], rows: np.ndarray | None, cols: np.ndarray | None) -> tuple[int, int]:

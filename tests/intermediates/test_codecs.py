@@ -193,3 +193,59 @@ def test_a_finished_layer_names_only_chunks_already_written(tmp_path) -> None:  
     assert np.array_equal(read(objects, result.manifest, None, None),
                           np.concatenate([decode_chunk(encode_chunk(parse_codec("kbit(8)"), values[a:b]))
                                           for a, b in ((0, 256), (256, 512), (512, 600))]))
+
+
+def test_a_fitted_delta_keeps_selected_and_row_normalised_columns_losslessly() -> None:
+    codec = parse_codec("kbit(8)")
+    rng = np.random.default_rng(12)
+    base_values = np.cos(rng.normal(size=(900, 48)) * 3).astype(np.float32)  # RBF-like: codes spread evenly
+    base = encode_chunk(codec, base_values)
+    normalised = base_values / np.linalg.norm(base_values, axis=1, keepdims=True)  # Normalizer
+    selected = base_values[:, [5, 1, 30, 2, 17, 40]] * 4.0 - 1.0  # SelectKBest then a scaler: another shape
+    for derived, within in ((normalised, 0.6 * len(delta.encode(encode_chunk(codec, normalised), "ef" * 32, base, 3))),
+                            (selected, 0.1 * selected.size)):  # byte-level deltas gain little on the first
+        content = encode_chunk(codec, derived.astype(np.float32))
+        record = delta.encode_fit(content, "ef" * 32, base, 3)
+        assert record is not None and record[:4] == delta.FIT and delta.base_of(record) == "ef" * 32
+        assert delta.decode(record, base) == content
+        assert len(record) < within
+    unrelated = encode_chunk(codec, np.cos(rng.normal(size=(900, 48)) * 3).astype(np.float32))
+    assert delta.encode_fit(unrelated, "ef" * 32, base, 3) is None  # no map predicts it: not tried in full
+    assert delta.encode_fit(encode_chunk(parse_codec("exact"), base_values), "ef" * 32, base, 3) is None
+    with pytest.raises(CorruptObjectError):
+        delta.decode(delta.encode_fit(content, "ef" * 32, base, 3), unrelated)  # type: ignore[arg-type]
+
+
+def test_a_stage_is_kept_against_the_stage_before_it_through_a_chain(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mlkeep.intermediates.storage import MAX_DEPTH, ChunkSink, LayerWriter, load_content, read
+    from mlkeep.objects.store import ObjectStore
+
+    objects = ObjectStore.from_url(str(tmp_path))
+    codec = parse_codec("kbit(8)")
+    rng = np.random.default_rng(13)
+    first = np.cos(rng.normal(size=(500, 32)) * 3).astype(np.float32)
+    stages = [first, first / np.linalg.norm(first, axis=1, keepdims=True)]
+    stages += [stages[-1] / np.linalg.norm(stages[-1], axis=1, keepdims=True) for _ in range(MAX_DEPTH + 1)]
+    sink = ChunkSink(objects, dedup="similar", index=SimilarIndex())
+    try:
+        writers: list[LayerWriter] = []
+        for values in stages:
+            writers.append(LayerWriter(sink, codec, 500, block_rows=512, chunk_bytes=1 << 20,
+                                       parent=writers[-1] if writers else None))
+            writers[-1].add(0, values.astype(np.float32), (32,))
+        results = [w.finish() for w in writers]
+    finally:
+        sink.close()
+    # the first normalisation is predicted to a code or two, each idempotent one after it all but exactly
+    assert results[1].deltas == 1 and results[1].new_bytes < results[0].new_bytes / 2
+    assert all(r.deltas >= 1 and r.new_bytes < results[0].new_bytes / 20 for r in results[2:])
+    for values, result in zip(stages, results):
+        assert np.array_equal(read(objects, result.manifest, None, None),
+                              decode_chunk(encode_chunk(codec, values.astype(np.float32))))
+        deltas = result.manifest.get("deltas", {})
+        oid = result.manifest["chunks"][0][0]
+        depth = 0
+        while oid in deltas:  # the manifest names the whole chain, down to a full chunk
+            oid, depth = deltas[oid][0], depth + 1
+        assert depth <= MAX_DEPTH and not delta.is_delta(objects.get_bytes(oid))
+        assert load_content(objects, result.manifest["chunks"][0][0]) == encode_chunk(codec, values.astype(np.float32))

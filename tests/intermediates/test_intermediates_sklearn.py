@@ -178,3 +178,56 @@ def test_cli_ls_show_query_plan(folder_store, pipeline, iris) -> None:  # type: 
     removed = invoke(*store, "intermediates", "rm", got["clf"].id)
     assert removed.exit_code == 0 and "gc" in removed.stdout
     assert {i["layer"] for i in invoke(*store, "intermediates", "ls", "--json").json()} == {"scale", "pca"}
+
+
+def test_stages_the_cost_model_leaves_unstored_are_recomputed_and_agree(inter, iris) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.decomposition import PCA
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import Normalizer, StandardScaler
+
+    from mlkeep.intermediates.codecs import error_bound, parse_codec
+
+    X, y = iris
+    model = Pipeline([("scale", StandardScaler()), ("norm", Normalizer()), ("pca", PCA(3)),
+                      ("clf", LogisticRegression(max_iter=500))]).fit(X, y)
+    got = inter.capture(model, X, targets=y, codec="kbit(8)")
+    stored = {layer: inter.get(item, source="read") for layer, item in got.items()}
+    top = {layer: inter.topk(item, 0, 5) for layer, item in got.items()}
+    scaled = model[:1].transform(X)
+    truth = {"scale": scaled, "norm": model[:2].transform(X), "pca": model[:3].transform(X),
+             "clf": model.predict_proba(X)}
+    decisions = inter.plan(1e15, apply=True, intermediates=list(got.values()))  # nothing is worth its bytes
+    assert [d.action for d in decisions] == ["drop"] * 4
+    for layer, item in got.items():
+        assert inter.info(item).status == "virtual"
+        fresh = inter.get(item)
+        assert inter.last_source == "rerun"
+        assert np.array_equal(fresh, truth[layer].astype(np.float32))  # recomputed: the exact values
+        bound = error_bound(parse_codec("kbit(8)"), truth[layer].astype(np.float32))
+        assert (np.abs(fresh - stored[layer]) <= bound + 1e-6).all()  # what was stored, within the codec's bound
+        again = inter.topk(item, 0, 5)
+        assert np.allclose(again["value"], top[layer]["value"], atol=float(bound[0]) + 1e-6)
+    inter.threshold = 0.0  # now everything is worth storing: a query materializes what it recomputes
+    inter.get(got["pca"])
+    assert inter.info(got["pca"]).status == "stored"
+    assert np.abs(inter.get(got["pca"], source="read") - truth["pca"]).max() <= error_bound(
+        parse_codec("kbit(8)"), truth["pca"].astype(np.float32)).max() + 1e-6
+
+
+def test_objects_several_intermediates_use_are_charged_in_shares(inter, iris) -> None:  # type: ignore[no-untyped-def]
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from mlkeep.intermediates.costmodel import shares
+
+    assert shares({"a": {"x": 100, "y": 50}, "b": {"x": 100}}) == {"a": 100.0, "b": 50.0}
+    X, y = iris
+    items = []
+    for c in (0.1, 10.0):
+        model = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(C=c, max_iter=500))]).fit(X, y)
+        items += inter.capture(model, X, targets=y, codec="exact", repo=f"lr{c}").values()
+    scale = [d for d in inter.plan() if d.layer == "scale"]
+    assert len(scale) == 2 and scale[0].stored_bytes == scale[1].stored_bytes > 0
+    assert all(d.charged_bytes == pytest.approx(d.stored_bytes / 2) for d in scale)  # one chunk, two users
