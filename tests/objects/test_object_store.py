@@ -129,3 +129,19 @@ def test_a_reused_object_is_touched(tmp_path: Path) -> None:
     os.utime(objects.path(oid), (1_000_000, 1_000_000))
     objects.put_bytes(b"old weights")
     assert objects.modified(oid) > 1_000_000  # young again, so gc's grace period protects it
+
+
+def test_a_killed_writers_leftover_beside_the_objects_is_temporary_not_an_object(tmp_path: Path) -> None:
+    import mlkeep
+    from mlkeep.fsck import fsck
+
+    with mlkeep.init(str(tmp_path / "store")) as store:
+        oid = store.objects.put_bytes(b"kept")
+        # what kill -9 between the temporary file's creation and its rename leaves: the temp in the object's folder
+        leftover = Path(store.objects.path(oid)).parent / f"{store.objects._tmp_prefix}7"
+        leftover.write_bytes(b"half a blob")
+        assert list(store.objects) == [oid]
+        assert [Path(p) for p in store.objects.temporary_files()] == [leftover]
+        report = fsck(store, repair=True)
+        assert report.removed_temporary_files == 1 and not leftover.exists()
+        assert store.objects.get_bytes(oid) == b"kept"
