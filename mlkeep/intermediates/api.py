@@ -20,7 +20,7 @@ import numpy as np
 from mlkeep.errors import DatasetUnavailableError, InvalidInputError, RecomputeError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.intermediates import capture as cap
-from mlkeep.intermediates import costmodel, labels, queries, records, recompute, storage
+from mlkeep.intermediates import costmodel, labels, queries, records, recompute, stagemaps, storage
 from mlkeep.intermediates.codecs import Codec, parse_codec
 from mlkeep.intermediates.compute import blas_threads
 from mlkeep.intermediates.costmodel import Costs, Decision
@@ -107,7 +107,8 @@ class Intermediates:
         for layer in names:
             writers[layer] = storage.LayerWriter(
                 sink, codecs[layer], n, block_rows=self.block_rows, chunk_bytes=self.chunk_bytes,
-                parent=writers[names[len(writers) - 1]] if chained and writers else None)
+                parent=writers[names[len(writers) - 1]] if chained and writers else None,
+                program=stagemaps.for_layer(runnable, layer) if chained else None)
 
         def part(rows: slice) -> cap.RunTimes:
             def emit(layer: str, start: int, values: np.ndarray) -> None:

@@ -20,9 +20,15 @@ ways of keeping only what differs, each chosen when it is smaller:
   Normalizer) and a classifier refitted with another regularisation give
   codes that no byte-level delta finds alike but that a fitted prediction
   gets right to a code or two.
+* `MAP`: for 8-bit uniform k-bit chunks of the same rows, the codes predicted
+  by a stage's program (`stagemaps`: a projection, random Fourier features,
+  an element-wise function, a linear classifier's scores) run on the base's
+  decoded values, the program embedded, and the difference kept. Every output
+  column of such a stage mixes every input column, which no per-column
+  prediction follows.
 
-A delta object is its 4-byte magic, the base's 32-byte id (a `SUB` or `FIT`
-delta then an 8-byte digest of the content it restores), then the zstd frame.
+A delta object is its 4-byte magic, the base's 32-byte id (a `SUB`, `FIT` or
+`MAP` delta then an 8-byte digest of the content it restores), then the zstd frame.
 A base is a full chunk or itself a delta (a pipeline stage kept against the
 stage before it, which was kept against its own input); `storage` bounds
 such chains (`MAX_DEPTH`) and names every link in the manifest, so gc keeps
@@ -41,10 +47,13 @@ import numpy as np
 from mlkeep.errors import CorruptObjectError
 from mlkeep.intermediates.codecs import HEADER_BYTES as _HEADER_BYTES
 from mlkeep.intermediates.codecs import decode_chunk, is_uniform8
+from mlkeep.intermediates.stagemaps import StageMap
 
 DICT = b"MKD1"
 SUB = b"MKD2"
 FIT = b"MKD3"
+MAP = b"MKD4"
+_PREDICTED = (SUB, FIT, MAP)  # kinds that restore content the digest then checks
 _HEAD = len(DICT) + 32
 _DIGEST = 8
 
@@ -80,7 +89,7 @@ def encode(content: bytes, base_id: str, base: bytes, level: int, good_enough: i
 
 
 def is_delta(data: bytes) -> bool:
-    return data[: len(DICT)] in (DICT, SUB, FIT)
+    return data[: len(DICT)] in (DICT, *_PREDICTED)
 
 
 def base_of(data: bytes) -> str:
@@ -93,10 +102,12 @@ def base_of(data: bytes) -> str:
 def decode(data: bytes, base: bytes) -> bytes:
     """The content of a delta given its base's content; `CorruptObjectError` if they do not fit."""
     try:
-        if data[: len(SUB)] in (SUB, FIT):
+        if data[: len(SUB)] in _PREDICTED:
             body = data[_HEAD + _DIGEST :]
             if data[: len(FIT)] == FIT:
                 content = _decode_fit(body, base)
+            elif data[: len(MAP)] == MAP:
+                content = _decode_map(body, base)
             else:
                 diff = _zstd().ZstdDecompressor().decompress(body)
                 content = (np.frombuffer(diff, np.uint8) + np.frombuffer(base, np.uint8)).tobytes()
@@ -264,3 +275,70 @@ def _predicted_codes(base: np.ndarray, cmap: np.ndarray, a: np.ndarray, b: np.nd
     np.nan_to_num(pred, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
     np.clip(pred, 0, 255, out=pred)
     return np.ascontiguousarray(pred.T.astype(np.uint8))
+
+
+# ----------------------------------------------------------------------- MAP
+def encode_map(content: bytes, base_id: str, base: bytes, program: StageMap, level: int) -> bytes | None:
+    """A `MAP` delta of an 8-bit uniform k-bit chunk against the chunk of its stage's input (same rows, every
+    input column): the codes `program` predicts from the base's decoded values, and what differs. None when
+    either chunk is another kind or the shapes do not fit the program."""
+    new, old = _uniform8(content), _uniform8(base)
+    if new is None or old is None or new[0] != old[0] or program.d_in not in (None, old[1]):
+        return None
+    rows, cols, lo, step, codes = new
+    predicted = program.apply(old[4], old[2], old[3])
+    if predicted.shape != (rows, cols):
+        return None
+    guessed, near = _quantized(predicted, lo, step)
+    resid = codes - guessed  # uint8: modulo 256
+    resid.flat[near] = codes.flat[near]  # kept whole where another machine's rounding could guess otherwise
+    prefix = bytes(content[: len(content) - rows * cols])
+    payload = program.to_bytes() + prefix + resid.tobytes() + _GUARDS.pack(len(near)) + near.tobytes()
+    return MAP + bytes.fromhex(base_id) + _digest(content) + _zstd().ZstdCompressor(level=level).compress(payload)
+
+
+def _decode_map(body: bytes, base: bytes) -> bytes:
+    payload = _zstd().ZstdDecompressor().decompress(body)
+    program, at = StageMap.from_bytes(payload)
+    cols = struct.unpack_from("<I", payload, at + 12)[0] if len(payload) >= at + _HEADER_BYTES else 0
+    prefix = payload[at : at + _HEADER_BYTES + 8 * cols]
+    old = _uniform8(base)
+    if old is None:
+        raise CorruptObjectError("Intermediate delta chunk does not fit its base.")
+    rows = old[0]
+    parsed = _uniform8(prefix + bytes(rows * cols))
+    if parsed is None or parsed[:2] != (rows, cols) or program.d_in not in (None, old[1]):
+        raise CorruptObjectError("Intermediate delta chunk has a malformed header.")
+    predicted = program.apply(old[4], old[2], old[3])
+    if predicted.shape != (rows, cols):
+        raise CorruptObjectError("Intermediate delta chunk does not fit its base.")
+    at += len(prefix)
+    resid = np.frombuffer(payload, np.uint8, rows * cols, at).reshape(cols, rows)
+    at += rows * cols
+    (n_near,) = _GUARDS.unpack_from(payload, at)
+    near = np.frombuffer(payload, "<u4", n_near, at + _GUARDS.size)
+    if at + _GUARDS.size + 4 * n_near != len(payload) or (n_near and int(near.max()) >= rows * cols):
+        raise CorruptObjectError("Intermediate delta chunk has a malformed list of kept codes.")
+    codes = resid + _quantized(predicted, parsed[2], parsed[3])[0]
+    codes.flat[near] = resid.flat[near]
+    return prefix + codes.tobytes()
+
+
+_GUARDS = struct.Struct("<I")
+# How close (in codes) to a rounding boundary a prediction may fall before its code is kept whole. The
+# programs' element-wise functions (cos, exp, tanh) are within a few ulps, not bit-identical, across CPUs and
+# numpy builds: ~1e-13 codes here, so a prediction this far from a boundary rounds the same everywhere.
+_NEAR = 1e-6
+
+
+def _quantized(values: np.ndarray, lo: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The 8-bit codes (cols × rows) of rows × cols float64 values under a chunk's `lo` and `step`, by
+    element-wise operations only, and the flat positions (uint32, in that layout) of those within `_NEAR` of
+    rounding the other way: where the decoder's prediction could differ from the encoder's."""
+    z = (values - lo.astype(np.float64)) / np.where(step > 0, step, np.float32(1)).astype(np.float64)
+    z = np.ascontiguousarray(z.T)
+    near = np.flatnonzero(np.abs(z - np.floor(z) - 0.5) < _NEAR).astype("<u4")
+    np.rint(z, out=z)
+    np.nan_to_num(z, copy=False, nan=0.0, posinf=255.0, neginf=0.0)
+    np.clip(z, 0, 255, out=z)
+    return z.astype(np.uint8), near

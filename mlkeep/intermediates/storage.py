@@ -8,14 +8,17 @@ object with the same content already exists: exact de-duplication across
 layers, models and versions comes from content addressing. A chunk
 near-identical to a stored one may be stored as a delta against it
 (`delta`, found by `dedup`, or, for a pipeline stage, against the chunk of
-the stage before it, its input). Objects are written (and fsynced) on a separate
+the stage before it, its input, through the stage's program when
+`stagemaps` knows it). Objects are written (and fsynced) on a separate
 pool of I/O threads, so a disk flush never holds up encoding; `finish`
 waits for every write before it returns the manifest, so a manifest, and the
 record naming it, only ever reference durable chunks. The manifest (chunk ids
 and sizes per block, the layout, the codec, the chunks' LSH keys and delta
 bases) is itself an object. `read` decodes only the chunks a selection
 touches, on the thread pool, each verified against its hash by the object
-store.
+store; the contents of deltas decoded lately are kept (`_Decoded`), so the
+stages of one pipeline, chained on one another, are not decoded over and
+over.
 """
 
 from __future__ import annotations
@@ -36,10 +39,15 @@ from mlkeep.intermediates import delta
 from mlkeep.intermediates.codecs import Codec, decode_chunk, encode_chunk
 from mlkeep.intermediates.dedup import SimilarIndex, pack_keys
 from mlkeep.intermediates.layout import Layout, plan_layout, touched
+from mlkeep.intermediates.stagemaps import StageMap
 from mlkeep.objects.store import ObjectStore
 from mlkeep.tensors.blobs import compress
 
 LEVEL = 3
+# A stage map's misses are a few small values per code, which zstd's longer searches pack much tighter (the
+# 50 benchmark pipelines: 1.58 MB at level 3, 1.46 MB at 12, 1.42 MB at 19); only pipeline stages take
+# this path, whose chunks hold at most a few hundred KB of codes
+MAP_LEVEL = 12
 IO_THREADS = 4  # writes mostly wait on fsync: more threads than cores keep the disk busy
 RECENT_BYTES = 64 << 20  # contents of chunks this sink stored lately, kept as delta bases
 FORMAT = "mlkeep-intermediate/1"
@@ -88,7 +96,11 @@ DEDUP = ("exact", "similar", "approx")
 _DELTA_GAIN = 0.7  # a delta is kept when it is smaller than this share of the chunk compressed alone
 _CANDIDATES = 4  # similar chunks a new chunk is compared with
 _DICT_CANDIDATES = 2  # of which the first ones also by the dearer dictionary delta
-MAX_DEPTH = 3  # deltas a chunk's content may depend on, itself included: a read decodes at most this many
+# deltas a chunk's content may depend on, itself included: a read decodes at most this many. A pipeline
+# keeps each stage against the one before, so a deeper chain lets more stages be predicted from their input
+# (50 benchmark pipelines with stage maps, zstd level 3: 90x at 3, 120x at 6, 124x at 8) at the cost of a
+# slower first read of a late stage
+MAX_DEPTH = 6
 _RESOLVE_LIMIT = 16  # a longer chain in a stored object is a corrupt (or cyclic) one
 
 
@@ -113,23 +125,23 @@ class ChunkSink:
         self._sizes: dict[str, int] = {}
 
     def submit(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int,
-               related: Future[Stored] | None = None) -> Future[Stored]:
+               related: Future[Stored] | None = None, program: StageMap | None = None) -> Future[Stored]:
         """Encode and store later the chunk of columns [lo, hi) of the rows `parts` (stacked in order).
 
         `related` is a chunk submitted earlier that this one was likely computed from (the same rows of the
         layer or stage before it): a delta base to try whatever its shape, which the LSH index, keyed by
-        shape, cannot offer."""
-        return self._pool.submit(self._assemble_and_store, codec, parts, lo, hi, related)
+        shape, cannot offer. `program`, when given, computes this chunk from the whole of `related`."""
+        return self._pool.submit(self._assemble_and_store, codec, parts, lo, hi, related, program)
 
     def _assemble_and_store(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int,
-                            related: Future[Stored] | None) -> Stored:
+                            related: Future[Stored] | None, program: StageMap | None) -> Stored:
         # one copy, straight into the column-major order the codecs encode (a rows × cols view of it)
         cm = np.empty((hi - lo, sum(len(p) for p in parts)), dtype=np.float32)
         row = 0
         for p in parts:
             cm[:, row : row + len(p)] = p[:, lo:hi].T
             row += len(p)
-        return self._store(codec, cm.T, related)
+        return self._store(codec, cm.T, related, program)
 
     def flush(self) -> None:
         """Wait until every object submitted so far is written and synced; re-raises a failed write."""
@@ -142,7 +154,8 @@ class ChunkSink:
         self._pool.shutdown(wait=True)
         self._io.shutdown(wait=True)
 
-    def _store(self, codec: Codec, values: np.ndarray, related: Future[Stored] | None = None) -> Stored:
+    def _store(self, codec: Codec, values: np.ndarray, related: Future[Stored] | None = None,
+               program: StageMap | None = None) -> Stored:
         # chunks of different value codecs never stand for one another, so the codec goes into the keys
         keys = self.index.sketcher.keys(values, str(replace(codec, pool=None))) if self.index is not None else None
         if self.dedup == "approx":
@@ -159,8 +172,10 @@ class ChunkSink:
                           chain=self.index.chain(alias[1]))  # type: ignore[union-attr]
         packed = compress(content, LEVEL)
         if self.dedup == "similar":
-            kept = self._against_similar(content, oid, len(packed), keys,  # type: ignore[arg-type]
-                                         self._related_base(related))
+            base = self._related_base(related)
+            if base is None or related is None or base != related.result().oid:
+                program = None  # a program computes the chunk from its input, not from a base further down
+            kept = self._against_similar(content, oid, len(packed), keys, base, program)  # type: ignore[arg-type]
             if kept is not None:
                 return kept
         new = self._put(oid, packed)
@@ -170,13 +185,14 @@ class ChunkSink:
         return Stored(oid, len(packed), new, keys=keys)
 
     def _against_similar(self, content: bytes, oid: str, alone: int, keys: list[int],
-                         related: str | None = None) -> Stored | None:
+                         related: str | None = None, program: StageMap | None = None) -> Stored | None:
         """Store `content` as a delta against its best similar chunk, when that saves enough.
 
         Many chunks can look alike to the sketch (every rescaling of one stage's output does), so the cheap
         `SUB` difference is tried against several candidates and the `related` chunk, the dearer dictionary
         delta only against the first two candidates and the fitted (`FIT`) one only against the related
-        chunk (the stage's input, which it is a function of), each when nothing so far was good enough."""
+        chunk (the stage's input, which it is a function of), each when nothing so far was good enough. A
+        stage's `program` (`MAP`) is tried first, against the related chunk: it knows how the chunk was made."""
         assert self.index is not None
         limit = int(_DELTA_GAIN * alone)
         best: tuple[bytes, str] | None = None
@@ -190,6 +206,8 @@ class ChunkSink:
         found = [(cand, self._content(cand)) for cand in ranked]
         bases = [(cand, data) for cand, data in found if data is not None]  # None: collected since indexed
         parent = (related, self._content(related)) if related else None
+        if program is not None and parent and parent[1] is not None:
+            consider(delta.encode_map(content, parent[0], parent[1], program, MAP_LEVEL), parent[0])
         for cand, base in [*bases, *([parent] if parent and parent[1] is not None else [])]:
             consider(delta.encode(content, cand, base, LEVEL, dictionary=False), cand)  # type: ignore[arg-type]
         for cand, base in bases[:_DICT_CANDIDATES] if best is None or len(best[0]) > limit // 2 else ():
@@ -286,11 +304,14 @@ class LayerWriter:
 
     `parent` is the writer of the layer computed just before this one (its input, for a pipeline stage):
     each chunk offers the parent's chunk of the same block as a delta base, when that was submitted first
-    (so a chunk never waits on one queued behind it)."""
+    (so a chunk never waits on one queued behind it). `program` computes this layer from the parent's values
+    (`stagemaps`): a chunk holding every column of the layer is then kept as what the program mispredicts,
+    when its parent's chunk holds every column of the input."""
 
     def __init__(self, sink: ChunkSink, codec: Codec, n_rows: int, *, block_rows: int, chunk_bytes: int,
-                 parent: LayerWriter | None = None) -> None:
+                 parent: LayerWriter | None = None, program: StageMap | None = None) -> None:
         self.sink, self.codec, self.n_rows, self.parent = sink, codec, n_rows, parent
+        self.program = program
         self.block_rows, self.chunk_bytes = block_rows, chunk_bytes
         self.layout: Layout | None = None
         self.row_shape: tuple[int, ...] | None = None
@@ -326,8 +347,10 @@ class LayerWriter:
             need -= len(parts[-1])
         b = len(self._futures)
         above = self.parent._futures[b] if self.parent is not None and len(self.parent._futures) > b else []
+        program = self.program if len(above) == 1 and self.layout.n_chunks == 1 else None
         self._futures.append([self.sink.submit(self.codec, parts, *self.layout.chunk(c),
-                                               related=above[min(c, len(above) - 1)] if above else None)
+                                               related=above[min(c, len(above) - 1)] if above else None,
+                                               program=program)
                               for c in range(self.layout.n_chunks)])
 
     def finish(self) -> WriteResult:
@@ -375,18 +398,69 @@ def get_manifest(objects: ObjectStore, oid: str) -> dict[str, Any]:
     return doc
 
 
+class _Decoded:
+    """Contents of delta chunks decoded lately (the most recent `RECENT_BYTES`), by object id, each with the
+    ids of the bases it was decoded from.
+
+    A pipeline's stages are kept against one another, so reading a late stage decodes every stage before
+    it, and the next query (another stage, the same one again) would decode them all over. An object id
+    names one content forever (a delta's content is checked against its digest when decoded), so a decoded
+    content stays right; `load_content` still reads and verifies the object asked for, and uses a decoded
+    content only while the store still holds every base it came from."""
+
+    def __init__(self, limit: int) -> None:
+        self.limit, self.size = limit, 0
+        self._items: OrderedDict[str, tuple[bytes, tuple[str, ...]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, objects: ObjectStore, oid: str) -> tuple[bytes, tuple[str, ...]] | None:
+        with self._lock:
+            found = self._items.get(oid)
+            if found is not None:
+                self._items.move_to_end(oid)
+        if found is None or not all(objects.exists(held) for held in (oid, *found[1])):
+            return None
+        return found
+
+    def put(self, oid: str, content: bytes, bases: tuple[str, ...]) -> None:
+        with self._lock:
+            if oid not in self._items:
+                self._items[oid] = (content, bases)
+                self.size += len(content)
+            while self.size > self.limit and len(self._items) > 1:
+                self.size -= len(self._items.popitem(last=False)[1][0])
+
+
+_DECODED = _Decoded(RECENT_BYTES)
+
+
 def load_content(objects: ObjectStore, oid: str) -> bytes:
-    """The encoded content of a stored chunk, full or delta (its chain of bases decoded; each object
-    verified by the object store)."""
+    """The encoded content of a stored chunk, full or delta (its chain of bases decoded; the object asked
+    for always read and verified by the object store, its bases too unless decoded lately and still held
+    by the store: `_Decoded`)."""
     data = objects.get_bytes(oid)
-    chain = [data]
-    while delta.is_delta(chain[-1]):
+    if not delta.is_delta(data):
+        return data
+    chain = [(oid, data)]
+    content: bytes | None = None
+    below: tuple[str, ...] = ()
+    while content is None and delta.is_delta(chain[-1][1]):
         if len(chain) > _RESOLVE_LIMIT:
             raise CorruptObjectError(f"Intermediate chunk {oid} has a chain of deltas too long to be one of ours.")
-        chain.append(objects.get_bytes(delta.base_of(chain[-1])))
-    content = chain.pop()
+        base = delta.base_of(chain[-1][1])
+        hit = _DECODED.get(objects, base)
+        if hit is not None:
+            content, below = hit[0], (base, *hit[1])
+        else:
+            chain.append((base, objects.get_bytes(base)))
+    if content is None:
+        below = (chain[-1][0],)
+        content = chain.pop()[1]
     while chain:
-        content = delta.decode(chain.pop(), content)
+        done, record = chain.pop()
+        content = delta.decode(record, content)
+        _DECODED.put(done, content, below)
+        below = (done, *below)
     return content
 
 
