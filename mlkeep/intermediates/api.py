@@ -20,7 +20,7 @@ import numpy as np
 from mlkeep.errors import DatasetUnavailableError, InvalidInputError, RecomputeError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.intermediates import capture as cap
-from mlkeep.intermediates import costmodel, labels, queries, records, recompute, stagemaps, storage
+from mlkeep.intermediates import costmodel, gram, labels, queries, records, recompute, stagemaps, storage
 from mlkeep.intermediates.codecs import Codec, parse_codec
 from mlkeep.intermediates.compute import blas_threads
 from mlkeep.intermediates.costmodel import Costs, Decision
@@ -34,6 +34,7 @@ from mlkeep.tensors import TensorStore
 SOURCES = ("auto", "read", "rerun")
 DEFAULT_THRESHOLD = 1.0  # seconds saved per GB stored
 _DEFAULT_READ_RATE = 1e-9  # s/byte, until a read is measured
+_MANIFESTS = 256  # manifests a query engine keeps parsed
 
 
 class Intermediates:
@@ -48,6 +49,7 @@ class Intermediates:
         self._similar: SimilarIndex | None = None  # built from the store's manifests on first use
         self._targets: dict[str, Any] = {}  # dataset id -> its targets, for group_by="targets"
         self._reader: ThreadPoolExecutor | None = None  # decodes chunks for queries; started on first use
+        self._manifests: dict[str, dict[str, Any]] = {}  # manifest id -> manifest, the latest `_MANIFESTS`
 
     # ------------------------------------------------------------------ capture
     def layers(self, model: Any) -> list[str]:
@@ -227,9 +229,20 @@ class Intermediates:
             raise InvalidInputError(f"Similarity needs the same rows: {ia.n_rows} vs {ib.n_rows}.")
         sel = select_rows(_layout(ia), rows)
         va = self._values(ia, sel, None, source)
+        read_a = self.last_source == "read"
         vb = va if ib.id == ia.id else self._values(ib, sel, None, source)  # a layer against itself: read once
+        read_b = self.last_source == "read"
         with blas_threads():
-            return queries.cka(va, vb) if method == "cka" else queries.svcca(va, vb)
+            if method == "svcca":
+                return queries.svcca(va, vb)
+            # a self term kept for the stored values applies to a whole-layer read of them
+            known = [gram.cached(i) if whole else None for i, whole in ((ia, read_a and sel is None),
+                                                                       (ib, read_b and sel is None))]
+            value, *terms = queries.cka_and_self_terms(va, vb, (known[0], known[1]))
+        for inter, was_read, had, term in ((ia, read_a, known[0], terms[0]), (ib, read_b, known[1], terms[1])):
+            if was_read and sel is None and had is None:
+                gram.keep(self.db, inter, term)
+        return value
 
     # ------------------------------------------------------------------ cost model
     def plan(self, threshold: float | None = None, *, apply: bool = False,
@@ -282,7 +295,7 @@ class Intermediates:
             raise InvalidInputError(f"source is one of {', '.join(SOURCES)}, not {source!r}.")
         costs = records.costs_of(inter)
         n = inter.n_rows if rows is None else len(rows)
-        manifest = storage.get_manifest(self.objects, inter.manifest) if inter.stored and inter.manifest else None
+        manifest = self._manifest(inter.manifest) if inter.stored and inter.manifest else None
         nbytes = storage.chunks_bytes(manifest, rows, cols)[1] if manifest else 0
         choice = source if source != "auto" else costmodel.source(costs, manifest is not None, n, nbytes)
         # Stored values that were quantized differ from a fresh forward pass; reading them keeps an
@@ -427,6 +440,11 @@ class Intermediates:
                "approx_reused": result.approx_reused, "deltas": result.deltas, "recomputable": recomputable}
         if label_oid is not None:
             doc[labels.KEY] = label_oid
+        if manifest is not None and layout.n_cols <= gram.CAPTURE_COLS:
+            values = storage.read(self.objects, result.manifest, None, None, workers=self.workers,
+                                  pool=self._read_pool())
+            with blas_threads():
+                doc[gram.KEY] = gram.entry(manifest, values)
         return Intermediate(
             id=new_id(), capture_id=capture_id, name=name, layer=layer, repository=repository, commit_id=commit_id,
             dataset_id=dataset_id, codec=str(codec), status=STORED if stored else VIRTUAL, n_rows=n,
@@ -445,6 +463,17 @@ class Intermediates:
         t_open = time.perf_counter() - t0
         seconds, nbytes = storage.time_read(self.objects, manifest, workers=self.workers)
         return seconds / max(nbytes, 1), t_open
+
+    def _manifest(self, oid: str) -> dict[str, Any]:
+        """A manifest, read (verified) once per engine: an object never changes under its id, and a query on
+        a narrow layer otherwise spends as long reading its manifest as its values."""
+        found = self._manifests.get(oid)
+        if found is None:
+            found = storage.get_manifest(self.objects, oid)
+            if len(self._manifests) >= _MANIFESTS:
+                self._manifests.pop(next(iter(self._manifests)))  # the oldest
+            self._manifests[oid] = found
+        return found
 
     def _read_pool(self) -> ThreadPoolExecutor:
         """The threads that decode chunks for queries, kept: starting threads for every query costs more

@@ -128,26 +128,51 @@ def corr(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def cka(a: np.ndarray, b: np.ndarray) -> float:
+def cka(a: np.ndarray, b: np.ndarray, *, self_terms: tuple[float | None, float | None] = (None, None)) -> float:
     """Linear centred kernel alignment of two representations of the same rows (0..1).
 
-    ‖YᵀX‖² / (‖XᵀX‖·‖YᵀY‖) in feature space, or the same through the n×n
-    Gram matrices, whichever takes fewer multiplications; products in float32
-    (the values' own precision; BLAS's symmetric product for XᵀX), sums of
-    squares in float64. Constant columns add nothing to any term and are
-    dropped first: dead units are common after a ReLU.
+    ‖YᵀX‖² / (‖XᵀX‖·‖YᵀY‖) of the centred values. `self_terms` may give
+    ‖XᵀX‖² and ‖YᵀY‖² (from `self_term` on the same values, kept from an
+    earlier query): those are the dear part, n·d² for a wide layer, while
+    the cross term against a narrow layer costs n·dx·dy. Whatever is still
+    needed is taken in feature space or through the n×n Gram matrices,
+    whichever takes fewer multiplications.
     """
+    return cka_and_self_terms(a, b, self_terms)[0]
+
+
+def cka_and_self_terms(a: np.ndarray, b: np.ndarray, self_terms: tuple[float | None, float | None] = (None, None)
+                       ) -> tuple[float, float, float]:
+    """(CKA, ‖XᵀX‖², ‖YᵀY‖²): `cka` and the self terms it used, to be kept for later queries."""
     if len(a) != len(b):
         raise InvalidInputError(f"Similarity needs the same rows in both: {len(a)} vs {len(b)} rows.")
     x, y = _centred32(a), _centred32(b)
+    hsic, nx, ny = _cka_terms(x, y, *self_terms)
+    return (float(hsic / np.sqrt(nx * ny)) if nx > 0 and ny > 0 else 0.0), nx, ny
+
+
+def self_term(a: np.ndarray) -> float:
+    """‖XᵀX‖² of the centred values of `a` (the same in Gram space: ‖XXᵀ‖²), the part of CKA that
+    depends on one representation alone."""
+    return _self_term(_centred32(a))
+
+
+def _cka_terms(x: np.ndarray, y: np.ndarray, nx: float | None, ny: float | None) -> tuple[float, float, float]:
+    """(‖YᵀX‖², ‖XᵀX‖², ‖YᵀY‖²) of centred x and y, computing only the self terms not given, each product in
+    float32 (the values' own precision; BLAS's symmetric product for XᵀX), sums of squares in float64."""
     n, dx, dy = len(x), x.shape[1], y.shape[1]
-    if n * (dx + dy) < dx * dx + dy * dy + 2 * dx * dy:  # n²(dx+dy)/2 vs n(dx²+dy²)/2 + n·dx·dy
+    self_x = 0 if nx is not None else min(n * dx * dx, n * n * dx) / 2
+    self_y = 0 if ny is not None else min(n * dy * dy, n * n * dy) / 2
+    if n * n * (dx + dy) / 2 < n * dx * dy + self_x + self_y:  # the Gram matrices answer all three at once
         kx, ky = x @ x.T, y @ y.T
-        hsic, nx, ny = _dot(kx, ky), _dot(kx, kx), _dot(ky, ky)
-    else:
-        cross = y.T @ x
-        hsic, nx, ny = _dot(cross, cross), _square_sum(x.T @ x), _square_sum(y.T @ y)
-    return float(hsic / np.sqrt(nx * ny)) if nx > 0 and ny > 0 else 0.0
+        return _dot(kx, ky), _dot(kx, kx) if nx is None else nx, _dot(ky, ky) if ny is None else ny
+    cross = y.T @ x
+    return _dot(cross, cross), _self_term(x) if nx is None else nx, _self_term(y) if ny is None else ny
+
+
+def _self_term(x: np.ndarray) -> float:
+    """‖XᵀX‖² of centred x, through whichever of XᵀX and XXᵀ is smaller."""
+    return _square_sum(x.T @ x) if x.shape[1] <= len(x) else _square_sum(x @ x.T)
 
 
 def svcca(a: np.ndarray, b: np.ndarray, *, keep: float = 0.99, max_dims: int = 50) -> float:
@@ -199,9 +224,12 @@ def _centred32(a: np.ndarray) -> np.ndarray:
     if not len(x):
         return x
     live = x.max(0) != x.min(0)  # NaN columns stay, so a NaN answer says the values hold NaN
-    if not live.all():
-        x = x[:, live]
-    x = x - (x.sum(0, dtype=np.float64) / len(x)).astype(x.dtype)
+    mean = (x.sum(0, dtype=np.float64) / len(x)).astype(x.dtype)
+    if live.all():
+        x = x - mean
+    else:  # compress copies far faster than a boolean index of a row-major array's columns
+        x = np.compress(live, x, axis=1)
+        x -= mean[live]
     x -= (x.sum(0, dtype=np.float64) / len(x)).astype(x.dtype)
     return x
 

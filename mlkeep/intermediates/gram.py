@@ -1,0 +1,54 @@
+"""CKA's self term of a stored intermediate, ‖XᵀX‖² of its centred values, kept in its record.
+
+Linear CKA between layers X and Y is ‖YᵀX‖² / (‖XᵀX‖·‖YᵀY‖). For a wide
+layer the self term is the dear part (n·d² multiplications: for 2,000 rows
+of a 1,024-unit layer, more than running the network that far), while the
+cross term against a narrow layer costs n·dx·dy. The self term depends on
+the stored values alone, so it is computed once and kept as one number in
+the intermediate's document, tagged with the manifest it was computed from:
+a re-materialized intermediate (new manifest) never uses a stale one, and
+nothing is written to the object store, so there is no blob to verify or
+collect. Capture computes it for layers narrow enough that it costs little
+next to the forward pass (`CAPTURE_COLS`); any other stored intermediate
+gets it at its first whole-layer similarity query.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from mlkeep.intermediates import queries, records
+from mlkeep.intermediates.entities import Intermediate
+from mlkeep.metadata import Database
+
+KEY = "cka_self_term"  # the document field: {"manifest": id, "value": ‖XᵀX‖²}
+CAPTURE_COLS = 1024  # at capture, for layers this wide or narrower: at most n·512K multiply-adds
+
+
+def cached(inter: Intermediate) -> float | None:
+    """The kept self term of the intermediate's stored values, or None (none kept, or for other values)."""
+    entry = inter.document.get(KEY)
+    if isinstance(entry, dict) and inter.manifest and entry.get("manifest") == inter.manifest:
+        value = entry.get("value")
+        if isinstance(value, float) and np.isfinite(value) and value >= 0:
+            return value
+    return None
+
+
+def entry(manifest: str, values: np.ndarray) -> dict[str, Any]:
+    """The document field for values stored under `manifest`."""
+    return {"manifest": manifest, "value": queries.self_term(values)}
+
+
+def keep(db: Database, inter: Intermediate, value: float) -> None:
+    """Record the self term of the intermediate's stored values (from a query that computed it anyway)."""
+    if not inter.manifest:
+        return
+    fresh = records.get(db, inter.id)  # the query updated its costs meanwhile: keep those
+    if fresh.manifest != inter.manifest or cached(fresh) is not None:
+        return  # re-materialized meanwhile (the value belongs to the old values), or kept already
+    doc = dict(fresh.document, **{KEY: {"manifest": inter.manifest, "value": float(value)}})
+    records.set_costs(db, replace(fresh, document=doc), records.costs_of(fresh))
