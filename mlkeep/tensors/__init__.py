@@ -5,8 +5,9 @@ name -> tensor as a tree object (`put_tree`, optionally against a parent
 tree for deltas) and reads it back bit for bit (`get_tree`), verifying every
 chunk. Modules: `dtypes` (what is accepted), `chunks` (cutting, hashing),
 `codecs` (byte planes, xor/sub deltas, object format), `manifest` and `tree`
-(the JSON objects), `planner` (the cost model), `blobs` (chunk object IO and
-cache), `store` (the API), `pytorch` (state_dict adapter; imports torch lazily).
+(the JSON objects), `packs` (small chunks sharing one object), `planner` (the
+cost model), `blobs` (chunk object IO and cache), `store` (the API), `pytorch`
+(state_dict adapter; imports torch lazily).
 """
 
 from mlkeep.tensors.dtypes import RawTensor, TensorLike, supported_dtypes

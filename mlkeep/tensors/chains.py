@@ -42,16 +42,17 @@ class ChainDecoder:
     def _into(self, header: codecs.ChunkHeader, data: bytes, out: np.ndarray, level: int) -> None:
         """The chunk `data` encodes, interleaved into `out`."""
         if header.encoding == codecs.FULL:
-            codecs.interleave(codecs.planes_of(header, data), out)
+            codecs.interleave(codecs.planes_of(header, data), out, header.joined)
             return
         base = self._base(header, level)
-        if isinstance(base, list):  # XOR over planes of the same width: XOR the planes, interleave once
-            codecs.interleave([np.bitwise_xor(a, b) for a, b in zip(codecs.planes_of(header, data), base)], out)
+        if isinstance(base, list):  # XOR over planes of the same layout: XOR the planes, interleave once
+            codecs.interleave([np.bitwise_xor(a, b) for a, b in zip(codecs.planes_of(header, data), base)], out,
+                              header.joined)
             return
         codecs.decode(header, data, base, out)
 
     def _planes(self, header: codecs.ChunkHeader, data: bytes, level: int) -> list[np.ndarray]:
-        """The byte planes of the chunk `data` encodes (XOR chains resolved plane by plane)."""
+        """The byte planes of the chunk `data` encodes, laid out as its own (XOR chains resolved plane by plane)."""
         own = codecs.planes_of(header, data)
         if header.encoding == codecs.FULL:
             return own
@@ -60,7 +61,7 @@ class ChainDecoder:
             return [np.bitwise_xor(a, b) for a, b in zip(own, base)]
         out = np.empty(header.nbytes, dtype=np.uint8)
         codecs.decode(header, data, base, out)
-        return list(codecs.to_planes(out, header.width).reshape(header.width, -1))
+        return codecs.split_parts(codecs.to_planes(out, header.width, header.joined), header.width, header.joined)
 
     def _base(self, header: codecs.ChunkHeader, level: int) -> np.ndarray | list[np.ndarray]:
         """The base of a delta object: its planes when an XOR delta can be applied plane by plane,
@@ -70,7 +71,8 @@ class ChainDecoder:
         if cached is not None:
             return cached
         base_header, base_data = self._read(header.base, header.nbytes, level + 1)
-        if header.encoding == codecs.XOR and base_header.width == header.width > 1:
+        if header.encoding == codecs.XOR and base_header.width == header.width > 1 \
+                and base_header.joined == header.joined:
             return self._planes(base_header, base_data, level + 1)
         if base_header.encoding == codecs.FULL and base_header.width == 1:
             return codecs.planes_of(base_header, base_data)[0]  # a flat root is its bytes: use them in place

@@ -24,6 +24,16 @@ encoding, the plane width, the raw length, the hash of the decoded chunk and
 the object id of the delta base, so an object decodes unambiguously on its
 own and every decode can be checked against the hash it promises.
 
+Format ``MKT3`` is format 2 with the low planes *joined*: when the planner's
+sample shows the lowest 2 (or 4, of 8-byte elements) planes to be noise, they
+are stored raw anyway, so they are kept together as the elements' low 2-byte
+(4-byte) words instead of being split and put back byte by byte: one
+narrowing cast to write, one widening cast to read, where byte planes took a
+shift and a cast each way per plane (the interleave is the costliest step of
+a checkout). The header's flags field carries the joined width in its high
+byte; the plane table then lists ``width - joined + 1`` parts, the words
+first.
+
 Format ``MKT1`` (written before per-plane compression: raw planes after the
 header, compressed only by the object store's frame) still decodes.
 """
@@ -54,7 +64,7 @@ _CODE = {FULL: 0, XOR: 1, SUB: 2}
 _NAME = {v: k for k, v in _CODE.items()}
 _SIGNED = {1: np.int8, 2: np.int16, 4: np.int32, 8: np.int64}
 
-MAGIC_1, MAGIC = b"MKT1", b"MKT2"
+MAGIC_1, MAGIC, MAGIC_3 = b"MKT1", b"MKT2", b"MKT3"
 _HEADER = struct.Struct("<4sBBHQ32s32s")
 HEADER_SIZE = _HEADER.size  # 80: the fixed part, enough to learn an object's delta base
 _NO_BASE = bytes(32)
@@ -66,9 +76,10 @@ _HASH_NAME = {v: k for k, v in _HASH_CODE.items()}
 class ChunkHeader:
     """What an encoded chunk object says about itself.
 
-    `hash` is the algorithm of `raw_id`. `stored` holds each plane's stored
-    length (format 2); None for a format-1 object, whose planes follow the
-    header raw.
+    `hash` is the algorithm of `raw_id`. `stored` holds each part's stored
+    length (format 2 and 3); None for a format-1 object, whose planes follow
+    the header raw. `joined` is the width of the low words stored as one part
+    before the remaining byte planes (format 3); 1 when every plane is its own.
     """
 
     encoding: str
@@ -78,18 +89,25 @@ class ChunkHeader:
     base: str | None
     hash: str = SHA256
     stored: tuple[int, ...] | None = None
+    joined: int = 1
+
+    @property
+    def parts(self) -> int:
+        """Parts the payload holds: the joined low words, then one byte plane per remaining byte."""
+        return self.width - self.joined + 1
 
     @property
     def size(self) -> int:
         """Bytes of the header with its plane table: where the planes start."""
-        return HEADER_SIZE + (4 * self.width if self.stored is not None else 0)
+        return HEADER_SIZE + (4 * self.parts if self.stored is not None else 0)
 
     def pack(self) -> bytes:
         base = bytes.fromhex(self.base) if self.base else _NO_BASE
-        magic = MAGIC_1 if self.stored is None else MAGIC
-        fixed = _HEADER.pack(magic, _CODE[self.encoding], self.width, _HASH_CODE[self.hash], self.nbytes,
+        magic = MAGIC_1 if self.stored is None else (MAGIC if self.joined == 1 else MAGIC_3)
+        flags = _HASH_CODE[self.hash] | (self.joined << 8 if self.joined > 1 else 0)
+        fixed = _HEADER.pack(magic, _CODE[self.encoding], self.width, flags, self.nbytes,
                              bytes.fromhex(self.raw_id), base)
-        return fixed if self.stored is None else fixed + struct.pack(f"<{self.width}I", *self.stored)
+        return fixed if self.stored is None else fixed + struct.pack(f"<{self.parts}I", *self.stored)
 
 
 def read_header(data: bytes | memoryview) -> ChunkHeader:
@@ -99,13 +117,15 @@ def read_header(data: bytes | memoryview) -> ChunkHeader:
         raise CorruptObjectError("Encoded chunk's base does not fit its encoding.")
     if header.nbytes % header.width:
         raise CorruptObjectError("Encoded chunk's length is not a whole number of elements.")
-    if bytes(data[:4]) == MAGIC:
-        if len(data) < header.size:
+    if bytes(data[:4]) in (MAGIC, MAGIC_3):
+        if len(data) < header.size + 4 * header.parts:
             raise CorruptObjectError("Encoded chunk is shorter than its plane table.")
-        stored = struct.unpack_from(f"<{header.width}I", data, HEADER_SIZE)
-        header = ChunkHeader(header.encoding, header.width, header.nbytes, header.raw_id, header.base, header.hash, stored)
+        stored = struct.unpack_from(f"<{header.parts}I", data, HEADER_SIZE)
+        header = ChunkHeader(header.encoding, header.width, header.nbytes, header.raw_id, header.base, header.hash,
+                             stored, header.joined)
         plane = header.nbytes // header.width
-        if any(n > plane for n in stored) or len(data) != header.size + sum(stored):
+        if stored[0] > plane * header.joined or any(n > plane for n in stored[1:]) \
+                or len(data) != header.size + sum(stored):
             raise CorruptObjectError("Encoded chunk's plane table does not fit its length.")
     elif len(data) - HEADER_SIZE != header.nbytes:
         raise CorruptObjectError("Encoded chunk has a malformed header.")
@@ -117,28 +137,46 @@ def read_header_prefix(data: bytes | memoryview) -> ChunkHeader:
     if len(data) < HEADER_SIZE:
         raise CorruptObjectError("Encoded chunk is shorter than its header.")
     magic, code, width, flags, nbytes, raw, base = _HEADER.unpack_from(data)
-    if magic not in (MAGIC, MAGIC_1) or code not in _NAME or width not in (1, 2, 4, 8) or flags not in _HASH_NAME:
+    joined = flags >> 8 if magic == MAGIC_3 else 1
+    if magic not in (MAGIC, MAGIC_1, MAGIC_3) or code not in _NAME or width not in (1, 2, 4, 8) \
+            or flags & 0xFF not in _HASH_NAME or (magic != MAGIC_3 and flags > 0xFF) \
+            or (magic == MAGIC_3 and (joined not in (2, 4) or joined >= width)):
         raise CorruptObjectError("Encoded chunk has a malformed header.")
-    return ChunkHeader(_NAME[code], width, nbytes, raw.hex(), None if base == _NO_BASE else base.hex(), _HASH_NAME[flags])
+    return ChunkHeader(_NAME[code], width, nbytes, raw.hex(), None if base == _NO_BASE else base.hex(),
+                       _HASH_NAME[flags & 0xFF], joined=joined)
 
 
 def pack(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, raw_id: str, hash: str,
          base_oid: str | None, level: int | None, keep_raw: Collection[int] = ()) -> bytes:
-    """An encoded chunk object's content (format 2): header, plane table, each plane compressed or raw.
+    """An encoded chunk object's content (format 2, or 3 with joined low planes): header, plane table, each
+    plane compressed or raw.
 
     `level` None keeps every plane raw without trying zstd; so do the planes
     numbered in `keep_raw`, which a sample showed to be noise (the low
     mantissa bytes of a fine-tuning delta): zstd would spend as long on them
-    as on the rest of the chunk, to save nothing. A full chunk of width 1 is
-    *flat*: its bytes as they are, which decode with one copy.
+    as on the rest of the chunk, to save nothing. When the lowest planes are
+    all raw they are stored joined, as low words (format 3). A full chunk of
+    width 1 is *flat*: its bytes as they are, which decode with one copy.
     """
-    planes = _scratch(3, len(raw))  # joined into the object below, before anyone else can reuse it
-    encode_into(encoding, raw, base, width, planes)
-    planes = planes.reshape(width, -1)
-    parts = [memoryview(plane) if level is None or i in keep_raw else _shrink(plane, level)  # type: ignore[arg-type]
-             for i, plane in enumerate(planes)]
-    header = ChunkHeader(encoding, width, len(raw), raw_id, base_oid, hash, tuple(len(p) for p in parts))
+    raw_planes = set(range(width)) if level is None else set(keep_raw)
+    joined = max([j for j in (2, 4) if j < width and raw_planes.issuperset(range(j))], default=1)
+    buf = _scratch(3, len(raw))  # joined into the object below, before anyone else can reuse it
+    encode_into(encoding, raw, base, width, buf, joined)
+    rows = split_parts(buf, width, joined)
+    parts = [memoryview(rows[0]) if joined > 1 else _part(rows[0], 0, level, raw_planes)]
+    parts += [_part(row, joined + i, level, raw_planes) for i, row in enumerate(rows[1:])]
+    header = ChunkHeader(encoding, width, len(raw), raw_id, base_oid, hash, tuple(len(p) for p in parts), joined)
     return b"".join([header.pack(), *parts])
+
+
+def _part(plane: np.ndarray, index: int, level: int | None, raw_planes: set[int]) -> bytes | memoryview:
+    return memoryview(plane) if level is None or index in raw_planes else _shrink(plane, level)  # type: ignore[arg-type]
+
+
+def split_parts(planes: np.ndarray, width: int, joined: int = 1) -> list[np.ndarray]:
+    """The parts of flat plane-major `planes`: the joined low words (as bytes), then each remaining plane."""
+    rows = planes.reshape(width, -1)
+    return [rows[:joined].reshape(-1), *rows[joined:]]
 
 
 def plane_sizes(planes: np.ndarray, width: int, level: int) -> list[int]:
@@ -152,17 +190,19 @@ def _shrink(plane: np.ndarray, level: int) -> bytes | memoryview:
     return packed if len(packed) < len(plane) else memoryview(plane)  # type: ignore[arg-type]
 
 
-def to_planes(data: np.ndarray, width: int) -> np.ndarray:
-    """Byte planes of a flat uint8 buffer of `width`-byte elements, shape (width, n)."""
+def to_planes(data: np.ndarray, width: int, joined: int = 1) -> np.ndarray:
+    """Byte planes of a flat uint8 buffer of `width`-byte elements, shape (width, n); with `joined`, the first
+    `joined` rows together hold the low `joined`-byte words instead (see `split_parts`)."""
     if width == 1:
         return data.reshape(1, -1)
     planes = np.empty((width, len(data) // width), dtype=np.uint8)
-    split_into(data, width, planes)
+    split_into(data, width, planes, joined)
     return planes
 
 
-def split_into(data: np.ndarray, width: int, planes: np.ndarray) -> None:
-    """Write the byte planes of `data` (flat uint8, little-endian `width`-byte elements) into `planes` (width, n).
+def split_into(data: np.ndarray, width: int, planes: np.ndarray, joined: int = 1) -> None:
+    """Write the byte planes of `data` (flat uint8, little-endian `width`-byte elements) into `planes` (width, n),
+    the lowest `joined` of them as one run of low words.
 
     Whole-element shifts and a narrowing cast are SIMD loops in numpy, about
     twice as fast as copying a transposed byte view, which numpy does one
@@ -170,7 +210,9 @@ def split_into(data: np.ndarray, width: int, planes: np.ndarray) -> None:
     """
     words = data.view(f"<u{width}")  # planes are of the stored (little-endian) bytes on any host
     shifted = _scratch(0, data.nbytes).view(words.dtype)
-    for k in range(width):
+    if joined > 1:
+        np.copyto(planes[:joined].reshape(-1).view(f"<u{joined}"), words, casting="unsafe")  # keeps the low bytes
+    for k in range(joined if joined > 1 else 0, width):
         np.copyto(planes[k], np.right_shift(words, 8 * k, out=shifted) if k else words, casting="unsafe")
 
 
@@ -179,20 +221,22 @@ def from_planes(planes: np.ndarray, width: int, out: np.ndarray) -> None:
     interleave(list(planes.reshape(width, -1)), out)
 
 
-def interleave(rows: list[np.ndarray], out: np.ndarray) -> None:
-    """Interleave byte planes (one flat uint8 array each) into `out` (flat uint8).
+def interleave(rows: list[np.ndarray], out: np.ndarray, joined: int = 1) -> None:
+    """Interleave byte planes (one flat uint8 array each) into `out` (flat uint8); with `joined`, the first
+    row holds the elements' low `joined`-byte words (see `split_parts`).
 
     Each plane is widened to whole elements, shifted into place and OR-ed in:
     SIMD loops, 2-3 times faster than numpy's byte-by-byte strided copy.
     """
-    if len(rows) == 1:
+    width = joined + len(rows) - 1
+    if width == 1:
         out[:] = rows[0]
         return
-    words = out.view(f"<u{len(rows)}")
-    np.copyto(words, rows[0], casting="unsafe")
+    words = out.view(f"<u{width}")
+    np.copyto(words, rows[0].view(f"<u{joined}") if joined > 1 else rows[0], casting="unsafe")
     wide = _scratch(0, out.nbytes).view(words.dtype)
-    for k in range(1, len(rows)):
-        np.copyto(wide, rows[k], casting="unsafe")
+    for k, row in zip(range(joined, width), rows[1:]):
+        np.copyto(wide, row, casting="unsafe")
         np.left_shift(wide, 8 * k, out=wide)
         np.bitwise_or(words, wide, out=words)
 
@@ -237,13 +281,15 @@ def encode(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int) 
     return out
 
 
-def encode_into(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, out: np.ndarray) -> None:
-    """Write the planes of `raw` under `encoding` into `out` (flat uint8, len(raw) bytes)."""
+def encode_into(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, out: np.ndarray,
+                joined: int = 1) -> None:
+    """Write the planes of `raw` under `encoding` into `out` (flat uint8, len(raw) bytes), the lowest `joined`
+    as low words."""
     body = raw if encoding == FULL else delta(encoding, raw, _need(base), width, _scratch(2, len(raw)))
     if width == 1:
         out[:] = body
     else:
-        split_into(body, width, out.reshape(width, -1))
+        split_into(body, width, out.reshape(width, -1), joined)
 
 
 def decode(header: ChunkHeader, data: memoryview | bytes, base: np.ndarray | None, out: np.ndarray) -> None:
@@ -253,7 +299,7 @@ def decode(header: ChunkHeader, data: memoryview | bytes, base: np.ndarray | Non
     delta encodings. Decoding does not verify; the caller checks `out`
     against `header.raw_id`.
     """
-    interleave(planes_of(header, data), out)
+    interleave(planes_of(header, data), out, header.joined)
     if header.encoding != FULL:
         base_arr = _need(base)
         if len(base_arr) != header.nbytes:
@@ -262,17 +308,19 @@ def decode(header: ChunkHeader, data: memoryview | bytes, base: np.ndarray | Non
 
 
 def planes_of(header: ChunkHeader, data: memoryview | bytes) -> list[np.ndarray]:
-    """The byte planes an object's content holds (decompressed; read-only when stored raw)."""
+    """The parts an object's content holds (decompressed; read-only when stored raw): its byte planes, the
+    lowest `header.joined` of them as one part of low words."""
     payload = memoryview(data)[header.size :]
     plane = header.nbytes // header.width
     if header.stored is None:
         return list(np.frombuffer(payload, dtype=np.uint8).reshape(header.width, plane))
     rows, pos = [], 0
-    for n in header.stored:
+    for i, n in enumerate(header.stored):
+        size = plane * header.joined if i == 0 else plane
         part = payload[pos : pos + n]
         pos += n
-        row = np.frombuffer(part if n == plane else decompress(part), dtype=np.uint8)
-        if len(row) != plane:
+        row = np.frombuffer(part if n == size else decompress(part), dtype=np.uint8)
+        if len(row) != size:
             raise CorruptObjectError("Encoded chunk's plane does not decompress to its length.")
         rows.append(row)
     return rows

@@ -9,6 +9,8 @@ of its chain, chain depth, and stored (compressed) bytes.
 
 Format 2 adds `hash`, the algorithm of the chunk ids and digest (see
 `chunks`); a format-1 manifest, written before it, is SHA-256 throughout.
+A chunk packed with others into one object (see `tensors.packs`) also
+records `at`: where its encoding lies in that object's content.
 """
 
 from __future__ import annotations
@@ -29,7 +31,9 @@ class ChunkRef:
     """Where one chunk lives and how to rebuild it.
 
     `depth` is the number of deltas to apply after decoding `root` (0 for a full
-    chunk, whose `root` is its own object and whose `base` is None).
+    chunk, whose `root` is its own object and whose `base` is None). `at` is
+    (offset, length) of the chunk's encoding inside `obj` when `obj` is a pack
+    of small chunks; a packed chunk is always full and never a delta base.
     """
 
     id: str
@@ -40,9 +44,10 @@ class ChunkRef:
     depth: int
     stored: int
     nbytes: int
+    at: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "id": self.id,
             "obj": self.obj,
             "enc": self.encoding,
@@ -52,10 +57,15 @@ class ChunkRef:
             "stored": self.stored,
             "nbytes": self.nbytes,
         }
+        if self.at is not None:
+            d["at"] = list(self.at)
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ChunkRef:
-        return cls(d["id"], d["obj"], d["enc"], d["base"], d["root"], int(d["depth"]), int(d["stored"]), int(d["nbytes"]))
+        at = d.get("at")
+        return cls(d["id"], d["obj"], d["enc"], d["base"], d["root"], int(d["depth"]), int(d["stored"]), int(d["nbytes"]),
+                   None if at is None else (int(at[0]), int(at[1])))
 
 
 @dataclass(frozen=True)

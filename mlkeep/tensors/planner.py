@@ -70,6 +70,12 @@ class StoragePolicy:
     max_read_amplification: bound on decoded bytes per checkout over raw bytes.
     sample_bytes: bytes sampled per chunk to estimate each candidate's compressed size.
     encodings: which delta encodings may be tried (full is always possible).
+    pack_bytes: a tensor of one chunk no larger than this (a bias, a LayerNorm) is stored full, packed with
+        the tree's other small changed tensors into one object (0: never). A third of MiniLM's chunk objects
+        were such tensors: each cost a file, an fsync and a read for a few kilobytes, where a delta saves
+        a few hundred bytes.
+    pack_min: pack only when at least this many small tensors changed; a handful of objects costs little,
+        and stored as deltas they keep a small model's versions small.
     """
 
     chunk_bytes: int = DEFAULT_CHUNK_BYTES
@@ -81,6 +87,8 @@ class StoragePolicy:
     max_read_amplification: float = 2.0
     sample_bytes: int = 32 * 1024
     encodings: tuple[str, ...] = ENCODINGS
+    pack_bytes: int = 16 * 1024
+    pack_min: int = 8
 
     def __post_init__(self) -> None:
         if self.chunk_bytes < 64:
@@ -92,6 +100,8 @@ class StoragePolicy:
         if self.read_weight < 0 or self.plane_weight < 0 or self.max_read_amplification < 1.0:
             raise InvalidInputError(
                 "StoragePolicy.read_weight and plane_weight must be >= 0 and max_read_amplification >= 1.")
+        if self.pack_bytes < 0 or self.pack_min < 1:
+            raise InvalidInputError("StoragePolicy.pack_bytes cannot be negative, nor pack_min below 1.")
         if self.sample_bytes < 64:
             raise InvalidInputError("StoragePolicy.sample_bytes must be at least 64.")
         unknown = set(self.encodings) - set(ENCODINGS)

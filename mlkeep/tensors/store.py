@@ -12,7 +12,9 @@ SHA-256, zstd and large numpy operations release the GIL):
 
 Chunk objects are written by a separate I/O pool (each write fsyncs, and
 fsyncs overlap well), and the tree object only after every chunk is durable,
-so a tree never names a missing chunk.
+so a tree never names a missing chunk. Small one-chunk tensors that changed
+are stored full in one pack object per tree (`tensors.packs`), read back with
+one read per pack.
 
 Reading (`get_tree`, `get_tensor`) decodes each chunk along its delta chain
 into the output buffer and checks it against its SHA-256; each tensor's
@@ -36,7 +38,7 @@ import numpy as np
 
 from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError
 from mlkeep.objects.store import ObjectStore
-from mlkeep.tensors import codecs
+from mlkeep.tensors import codecs, packs
 from mlkeep.tensors.blobs import ChunkObjects, compress
 from mlkeep.tensors.chains import MAX_CHAIN, ChainDecoder
 from mlkeep.tensors.chunks import DEFAULT_HASH, chunk_id, chunk_size, spans, tensor_digest
@@ -49,6 +51,7 @@ TreeId = str
 _META_LEVEL = 3
 _WRAP_LEVEL = -100
 _IO_THREADS = 4  # enough to overlap fsyncs; more only contend for the directory locks
+_MAX_CHOICES = 1 << 16  # remembered encoding choices: a few versions of a large model, a few MB
 
 
 @dataclass(frozen=True)
@@ -138,6 +141,24 @@ class _Option:
         return 0 if self.width == 1 else (2 if self.encoding == codecs.SUB else 1)
 
 
+@dataclass(frozen=True)
+class _Choice:
+    """How the planner stored a chunk object as a delta, for the chunk that replaces it in the next version:
+    encoding, plane width, whether the delta stood on its chain's root (depth 1) or on its parent, the planes
+    kept raw, and the stored bytes per raw byte when the choice was sampled."""
+
+    encoding: str
+    width: int
+    on_root: bool
+    keep_raw: frozenset[int]
+    planned: float
+
+    def pays(self, ratio: float, policy: StoragePolicy) -> bool:
+        """Whether a chunk stored this way at `ratio` (stored per raw byte) is still what planning would pick:
+        a delta saving `min_saving`, no more than a quarter larger than when the choice was sampled."""
+        return ratio <= 1.0 - policy.min_saving and ratio <= 1.25 * self.planned
+
+
 @dataclass
 class _Job:
     """One tensor being written."""
@@ -182,6 +203,7 @@ class TensorStore:
         self._encodings: Counter[str] = Counter()
         self._tree_cache: OrderedDict[str, Tree] = OrderedDict()
         self._bases: dict[str, str | None] = {}  # object id -> delta base its header names
+        self._choices: OrderedDict[str, _Choice] = OrderedDict()  # object id -> how it was stored (for its successor)
 
     # ---------------------------------------------------------------- writing
 
@@ -247,7 +269,7 @@ class TensorStore:
     def _identify(self, data: np.ndarray, parent: ChunkRef | None, algorithm: str) -> str:
         """A chunk's id. When the parent's chunk is cached, comparing bytes (about ten times
         faster than SHA-256) settles the common case of an unchanged chunk."""
-        if parent is not None and parent.id:
+        if parent is not None and parent.id and parent.at is None:
             cached = self.blobs.cached(parent.obj)
             if cached is not None and _equal(cached, data):
                 return parent.id  # cached bytes are verified: they are the chunk `parent.id` names
@@ -273,11 +295,19 @@ class TensorStore:
 
     def _encode_all(self, jobs: list[_Job], changed: dict[str, tuple[_Job, int, np.ndarray, ChunkRef | None]], limit: int, policy: StoragePolicy) -> None:
         pool = self._executor()
+        small = [cid for cid, (job, _, _, _) in changed.items() if _packed(job, policy)]
+        small = small if len(small) >= policy.pack_min else []
+        members = {cid: pool.submit(self._encode_member, cid, changed[cid][2], changed[cid][0], policy) for cid in small}
         futures: dict[str, Future[tuple[ChunkRef, Future[None]]]] = {
             cid: pool.submit(self._encode_chunk, cid, raw, base, job, limit, policy)
             for cid, (job, _, raw, base) in changed.items()
+            if cid not in members
         }
         done, writes = {}, []
+        if members:
+            refs, write = self._write_pack({cid: (f.result(), len(changed[cid][2])) for cid, f in members.items()})
+            done.update(refs)
+            writes.append(write)
         for cid, f in futures.items():
             done[cid], write = f.result()
             writes.append(write)
@@ -285,6 +315,25 @@ class TensorStore:
             w.result()  # every chunk durable before the tree that names it is written
         for job in jobs:
             job.refs = [ref if ref is not None else done[cid] for ref, cid in zip(job.refs, job.ids)]
+
+    def _encode_member(self, cid: str, raw: np.ndarray, job: _Job, policy: StoragePolicy) -> bytes:
+        """The encoded content of a small chunk to be packed: the smaller of flat and byte planes, full."""
+        options, _, encoded, _, k, noise = self._plan_chunk(cid, raw, None, job, 0, policy)
+        o = options[k]
+        with self._lock:
+            self._encodings[o.encoding] += 1
+        return encoded.get(k) or self._pack(o, raw, None, cid, job.hash, policy, noise.get(k, frozenset()))
+
+    def _write_pack(self, members: dict[str, tuple[bytes, int]]) -> tuple[dict[str, ChunkRef], Future[None]]:
+        """Join encoded small chunks (id -> (content, raw bytes)) into one pack object; hand its write to the
+        I/O pool and return each chunk's entry."""
+        content, at = packs.join([m for m, _ in members.values()])
+        oid = hashlib.sha256(content).hexdigest()
+        write = self._io_executor().submit(self._write_chunk, oid, compress(content, _WRAP_LEVEL),
+                                           sum(n for _, n in members.values()))
+        refs = {cid: ChunkRef(cid, oid, codecs.FULL, None, oid, 0, place[1], n, place)
+                for (cid, (_, n)), place in zip(members.items(), at)}
+        return refs, write
 
     def put_recipe_tree(
         self,
@@ -318,7 +367,7 @@ class TensorStore:
             n = len(changed[cid][2])
             done[cid] = (
                 ChunkRef(cid, "", codecs.RECIPE, src.obj, src.root, src.depth, 0, n)
-                if src is not None else ChunkRef(cid, "", codecs.RECIPE, None, "", 0, 0, n)
+                if src is not None and src.at is None else ChunkRef(cid, "", codecs.RECIPE, None, "", 0, 0, n)
             )  # fmt: skip
         for job in jobs:
             job.refs = [ref if ref is not None else done[cid] for ref, cid in zip(job.refs, job.ids)]
@@ -339,7 +388,7 @@ class TensorStore:
             options.append(_Option(codecs.FULL, None, None, 0, width))
         bases: dict[str, np.ndarray] = {}
         deltas = [e for e in policy.encodings if e != codecs.FULL]
-        if parent is not None and limit >= 1 and deltas:
+        if parent is not None and parent.at is None and limit >= 1 and deltas:  # a packed chunk is no base
             if parent.depth + 1 <= limit:
                 bases[parent.obj] = self._base_raw(parent.obj, n)
                 options += [_Option(e, parent.obj, parent.root, parent.depth + 1, width) for e in deltas]
@@ -374,12 +423,22 @@ class TensorStore:
     def _encode_chunk(
         self, cid: str, raw: np.ndarray, parent: ChunkRef | None, job: _Job, limit: int, policy: StoragePolicy
     ) -> tuple[ChunkRef, Future[None]]:
-        """Choose the cheapest encoding of one changed chunk; hand its write to the I/O pool."""
+        """Encode one changed chunk as the planner's choice, or as its predecessor's choice when that still
+        holds (see `_Choice`); hand its write to the I/O pool."""
         n = len(raw)
-        options, bases, encoded, _, k, noise = self._plan_chunk(cid, raw, parent, job, limit, policy)
-        o = options[k]
-        logical = encoded.get(k) or self._pack(o, raw, bases[o.base] if o.base else None, cid, job.hash, policy,
-                                               noise.get(k, frozenset()))
+        reused = self._reused_option(parent, n, limit, policy)
+        choice = None
+        if reused is not None:
+            o, choice = reused
+            keep_raw = choice.keep_raw
+            logical = self._pack(o, raw, self._base_raw(o.base, n) if o.base else None, cid, job.hash, policy, keep_raw)
+            if not choice.pays(len(logical) / n, policy):
+                choice = None  # the tensor changed its ways (a reset layer, a jump): plan this chunk afresh
+        if choice is None:
+            options, bases, encoded, _, k, noise = self._plan_chunk(cid, raw, parent, job, limit, policy)
+            o, keep_raw = options[k], noise.get(k, frozenset())
+            logical = encoded.get(k) or self._pack(o, raw, bases[o.base] if o.base else None, cid, job.hash, policy,
+                                                   keep_raw)
         # The planes inside are compressed already: the object store's frame only wraps them, at zstd's
         # fastest setting (level 1 took six times longer here, to save nothing).
         packed = compress(logical, _WRAP_LEVEL)
@@ -390,8 +449,44 @@ class TensorStore:
             self.blobs.remember(oid, np.array(raw, copy=True))  # the caller may change its array later
         with self._lock:
             self._encodings[o.encoding] += 1
+        if parent is not None and parent.depth >= 1 and o.base is not None:
+            # Against a full parent, "the parent" and "the chain's root" are one object: which the planner
+            # meant shows only in the next version, so only a choice made on a delta parent is remembered.
+            self._remember_choice(oid, o, o.base == parent.root, keep_raw, len(logical) / n, choice, policy)
         write = self._io_executor().submit(self._write_chunk, oid, packed, n)
         return ChunkRef(cid, oid, o.encoding, o.base, o.root or oid, o.depth, len(packed), n), write
+
+    def _reused_option(self, parent: ChunkRef | None, n: int, limit: int,
+                       policy: StoragePolicy) -> tuple[_Option, _Choice] | None:
+        """The way the parent's chunk was stored, applied to its successor, when this process chose it by
+        sampling and it is still allowed here; None to plan afresh.
+
+        Fine-tuning moves a tensor by similar steps version after version, so the encoding that won at a
+        place keeps winning there, and the trial compressions that found it (a quarter of a commit's work)
+        need not be redone. A chunk small enough to be encoded whole is always planned: that is exact."""
+        if parent is None or not parent.obj or parent.at is not None or n <= policy.sample_bytes:
+            return None
+        with self._lock:
+            choice = self._choices.get(parent.obj)
+        if choice is None or choice.encoding not in policy.encodings or limit < 1:
+            return None
+        if choice.on_root:  # a star delta: against the chain's root at depth 1
+            return _Option(choice.encoding, parent.root, parent.root, 1, choice.width), choice
+        if parent.depth + 1 > limit:
+            return None
+        return _Option(choice.encoding, parent.obj, parent.root, parent.depth + 1, choice.width), choice
+
+    def _remember_choice(self, oid: str, o: _Option, on_root: bool, keep_raw: frozenset[int], ratio: float,
+                         reused: _Choice | None, policy: StoragePolicy) -> None:
+        """Record how object `oid` was stored (`ratio`: stored bytes per raw byte), for its successor
+        (`_reused_option`); a reused choice (`reused`, which still paid) is passed on with the ratio it was
+        planned at."""
+        if reused is not None:
+            ratio = reused.planned  # measured against the sampled decision, so slow drift is caught too
+        with self._lock:
+            self._choices[oid] = _Choice(o.encoding, o.width, on_root, keep_raw, ratio)
+            while len(self._choices) > _MAX_CHOICES:
+                self._choices.popitem(last=False)
 
     def _write_chunk(self, oid: str, packed: bytes, nbytes: int) -> None:
         if self.blobs.put(oid, packed):
@@ -425,13 +520,8 @@ class TensorStore:
         for name, m in manifests.items():
             _stored(tree_id, name, m)
         buffers = {name: np.empty(m.nbytes, dtype=np.uint8) for name, m in manifests.items()}
-        futures = [
-            self._executor().submit(self._decode_ref, ref, m.hash, buffers[name][a : a + ref.nbytes], True, None)
-            for name, m in manifests.items()
-            for ref, a in zip(m.chunks, _offsets(m))
-        ]
-        for f in futures:
-            f.result()
+        self._decode_all([(ref, m.hash, buffers[name][a : a + ref.nbytes])
+                          for name, m in manifests.items() for ref, a in zip(m.chunks, _offsets(m))], True, None)
         return {name: _finish(name, m, buffers[name]) for name, m in manifests.items()}
 
     def get_tensor(self, tree_id: TreeId, name: str) -> TensorLike:
@@ -441,20 +531,15 @@ class TensorStore:
             raise NotFoundError(f"Tree {tree_id} has no tensor named {name!r}.")
         m = _stored(tree_id, name, tree[name])
         buf = np.empty(m.nbytes, dtype=np.uint8)
-        futures = [
-            self._executor().submit(self._decode_ref, ref, m.hash, buf[a : a + ref.nbytes], True, None)
-            for ref, a in zip(m.chunks, _offsets(m))
-        ]
-        for f in futures:
-            f.result()
+        self._decode_all([(ref, m.hash, buf[a : a + ref.nbytes]) for ref, a in zip(m.chunks, _offsets(m))], True, None)
         return _finish(name, m, buf)
 
     def tree_info(self, tree_id: TreeId) -> TreeInfo:
         """Names, dtypes, shapes, stored bytes, encodings and chain depths, from manifests alone."""
         infos: dict[str, TensorInfo] = {}
-        distinct: dict[str, int] = {}
+        distinct: dict[tuple[str, tuple[int, int] | None], int] = {}
         for name, m in self._tree(tree_id).entries:
-            distinct.update((c.obj, c.stored) for c in m.chunks if c.obj)
+            distinct.update(((c.obj, c.at), c.stored) for c in m.chunks if c.obj)
             infos[name] = TensorInfo(
                 name, m.dtype, m.shape, m.nbytes, m.stored, len(m.chunks),
                 dict(Counter(c.encoding for c in m.chunks)),
@@ -539,15 +624,14 @@ class TensorStore:
         """
         manifests = self.manifests(tree_id)
         touched: set[str] = set()
-        chunks = 0
-        for name, m in manifests.items():
-            if any(c.encoding == codecs.RECIPE for c in m.chunks):
-                continue
-            buf = np.empty(m.nbytes, dtype=np.uint8)
-            for ref, a in zip(m.chunks, _offsets(m)):
-                self._decode_ref(ref, m.hash, buf[a : a + ref.nbytes], False, touched)
-                chunks += 1
-            _finish(name, m, buf)
+        stored = {name: m for name, m in manifests.items() if not any(c.encoding == codecs.RECIPE for c in m.chunks)}
+        buffers = {name: np.empty(m.nbytes, dtype=np.uint8) for name, m in stored.items()}
+        items = [(ref, m.hash, buffers[name][a : a + ref.nbytes])
+                 for name, m in stored.items() for ref, a in zip(m.chunks, _offsets(m))]
+        self._decode_all(items, False, touched)
+        chunks = len(items)
+        for name, m in stored.items():
+            _finish(name, m, buffers[name])
         for oid in sorted(touched):
             if not self.objects.verify(oid):
                 raise CorruptObjectError(f"Chunk object {oid} does not match its hash. Run `mlkeep fsck`.")
@@ -607,6 +691,37 @@ class TensorStore:
                     self._tree_cache.popitem(last=False)
         return tree
 
+    def _decode_all(self, items: list[tuple[ChunkRef, str, np.ndarray]], use_cache: bool,
+                    touched: set[str] | None) -> None:
+        """Decode and verify each (chunk, hash algorithm, output slice) on the worker pool; the chunks of one
+        pack are one task, so the pack is read once."""
+        pool = self._executor()
+        by_pack: dict[str, list[tuple[ChunkRef, str, np.ndarray]]] = {}
+        futures = []
+        for ref, algorithm, out in items:
+            if ref.at is None:
+                futures.append(pool.submit(self._decode_ref, ref, algorithm, out, use_cache, touched))
+            else:
+                by_pack.setdefault(ref.obj, []).append((ref, algorithm, out))
+        futures += [pool.submit(self._decode_pack, oid, members, touched) for oid, members in by_pack.items()]
+        for f in futures:
+            f.result()
+
+    def _decode_pack(self, oid: str, members: list[tuple[ChunkRef, str, np.ndarray]], touched: set[str] | None) -> None:
+        """Decode chunks packed in object `oid` into their outputs, each checked against its id."""
+        if touched is not None:
+            touched.add(oid)
+        content = self.blobs.read(oid)
+        for ref, algorithm, out in members:
+            assert ref.at is not None
+            data = packs.member(content, ref.at, oid)
+            header = codecs.read_header(data)
+            if header.encoding != codecs.FULL or header.nbytes != len(out):
+                raise CorruptObjectError(f"Pack {oid} holds a chunk that does not fit its manifest.")
+            codecs.decode(header, data, None, out)
+            if chunk_id(out, algorithm) != ref.id:
+                raise CorruptObjectError(f"Chunk {ref.id} decoded from pack {oid} does not match its hash.")
+
     def _decode_ref(self, ref: ChunkRef, algorithm: str, out: np.ndarray, use_cache: bool,
                     touched: set[str] | None) -> None:
         """Decode the chunk `ref` names into `out` and check it against `ref.id` (hashed with `algorithm`)."""
@@ -637,6 +752,11 @@ def _source(ref: ChunkRef) -> ChunkRef | None:
     if not ref.base:
         return None
     return ChunkRef("", ref.base, "base", None, ref.root, ref.depth, 0, ref.nbytes)
+
+
+def _packed(job: _Job, policy: StoragePolicy) -> bool:
+    """Whether a changed chunk of `job` is packed: the tensor is one small chunk."""
+    return len(job.spans) == 1 and len(job.data) <= policy.pack_bytes
 
 
 def _stored(tree_id: str, name: str, m: TensorManifest) -> TensorManifest:

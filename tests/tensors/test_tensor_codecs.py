@@ -94,13 +94,56 @@ def test_planes_named_noise_are_stored_raw_without_trying_and_still_decode() -> 
     a = (rng.standard_normal(1 << 14) * 0.05).astype(np.float32)
     b = a + (rng.standard_normal(1 << 14) * 1e-5).astype(np.float32)
     new, base = b.view(np.uint8), a.view(np.uint8)
-    logical = codecs.pack(codecs.XOR, new, base, 4, chunk_id(new), BLAKE3, "cd" * 32, 1, keep_raw={0, 1, 3})
+    logical = codecs.pack(codecs.XOR, new, base, 4, chunk_id(new), BLAKE3, "cd" * 32, 1, keep_raw={1, 3})
     parsed = codecs.read_header(logical)
-    assert parsed.stored is not None and parsed.stored[0] == parsed.stored[1] == parsed.stored[3] == len(a)
+    assert logical[:4] == codecs.MAGIC and parsed.joined == 1
+    assert parsed.stored is not None and parsed.stored[1] == parsed.stored[3] == len(a)
     assert parsed.stored[2] < len(a)  # the plane not named is compressed as before
     out = np.empty(len(new), dtype=np.uint8)
     codecs.decode(parsed, logical, base, out)
     assert out.tobytes() == new.tobytes()
+
+
+@pytest.mark.parametrize(("dtype", "keep_raw", "joined"), [
+    (np.float32, {0, 1, 3}, 2), (np.float64, {0, 1, 2, 3}, 4), (np.float64, {0, 1, 2}, 2), (np.float16, {0, 1}, 1),
+])
+def test_raw_low_planes_are_stored_joined_as_low_words_and_decode(dtype: type, keep_raw: set[int], joined: int) -> None:
+    """Format 3: noise planes at the bottom are one run of low words; the header says how wide; the other
+    planes are still compressed, and every encoding decodes bit for bit."""
+    rng = np.random.default_rng(2)
+    a = (rng.standard_normal(1 << 13) * 0.05).astype(dtype)
+    b = a + (rng.standard_normal(1 << 13) * 1e-3).astype(dtype)
+    new, base = b.view(np.uint8), a.view(np.uint8)
+    width = a.itemsize
+    for encoding in codecs.ENCODINGS:
+        ref = None if encoding == codecs.FULL else base
+        logical = codecs.pack(encoding, new, ref, width, chunk_id(new), BLAKE3,
+                              None if ref is None else "cd" * 32, 1, keep_raw=keep_raw)
+        parsed = codecs.read_header(logical)
+        assert parsed.joined == joined and logical[:4] == (codecs.MAGIC_3 if joined > 1 else codecs.MAGIC)
+        assert parsed.stored is not None and len(parsed.stored) == width - joined + 1
+        if joined > 1:
+            assert parsed.stored[0] == joined * len(a)
+        out = np.empty(len(new), dtype=np.uint8)
+        codecs.decode(parsed, logical, ref, out)
+        assert out.tobytes() == new.tobytes()
+
+
+def test_format_3_header_is_checked() -> None:
+    rng = np.random.default_rng(3)
+    raw = rng.standard_normal(256).astype(np.float32).view(np.uint8)
+    logical = codecs.pack(codecs.FULL, raw, None, 4, chunk_id(raw), BLAKE3, None, 1, keep_raw={0, 1})
+    assert logical[:4] == codecs.MAGIC_3
+    flags = 6  # offset of the flags field: joined width in its high byte
+    for joined in (0, 1, 3, 4, 8):  # 4 is not narrower than a 4-byte element
+        bad = logical[:flags] + bytes([logical[flags], joined]) + logical[flags + 2 :]
+        with pytest.raises(CorruptObjectError):
+            codecs.read_header(bad)
+    with pytest.raises(CorruptObjectError):
+        codecs.read_header(logical[:-1])  # a truncated part
+    mkt2 = codecs.MAGIC + logical[4:]  # format 2 cannot carry a joined width
+    with pytest.raises(CorruptObjectError):
+        codecs.read_header(mkt2)
 
 
 @pytest.mark.parametrize("width", [1, 2, 4, 8])
@@ -115,6 +158,14 @@ def test_byte_planes_split_and_interleave_like_a_transpose(width: int) -> None:
         out = np.empty_like(data)
         codecs.interleave(list(planes), out)
         assert np.array_equal(out, data)
+        for joined in (2, 4):
+            if joined < width:
+                parts = codecs.split_parts(codecs.to_planes(data, width, joined), width, joined)
+                assert np.array_equal(parts[0], data.reshape(-1, width)[:, :joined].reshape(-1))
+                assert all(np.array_equal(p, planes[joined + i]) for i, p in enumerate(parts[1:]))
+                out[:] = 0
+                codecs.interleave(parts, out, joined)
+                assert np.array_equal(out, data)
 
 
 def test_small_float_updates_leave_high_planes_zero() -> None:
