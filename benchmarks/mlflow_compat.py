@@ -14,10 +14,17 @@ by round, so a machine shared with other work slows both alike:
 1. 2,000 `log_metric` calls, one value each;
 2. 100 `log_batch` calls of 1,000 metric values;
 3. 1,000 runs created (`create_run` with a tag);
-4. `search_runs` over those runs: a tag filter ordered by start time, and a
-   page of 100 ordered by name (median of 10 rounds each); then the same two searches
-   as bare REST calls (the JSON body the client sends, the answer decoded as
-   JSON but not parsed into protobuf messages and entities).
+4. `search_runs` over those runs, each of which has then been given three
+   metrics and three params (one `log_batch` per run, not timed): a tag filter
+   ordered by start time, a page of 100 ordered by name, the best 10 by a
+   metric among those passing a metric filter (`metrics.acc > 0.5`, ordered by
+   `metrics.acc DESC`), and a param filter (two params, one run in 24) (median
+   of 10 rounds each); then the same searches as bare REST calls (the JSON body
+   the client sends, the answer decoded as JSON but not parsed into protobuf
+   messages and entities). Every search's answer from mlkeep must equal
+   MLflow's: the same runs with the same params, metrics and tags, in the same
+   order (for runs ordered by start time, which differs between servers, each
+   in its own server's order); the script stops with the difference otherwise.
 
 The client's own overhead is in every client figure, so it bounds the ratio.
 The "client own" column measures it (the client process's CPU per logging call;
@@ -54,7 +61,7 @@ def free_port() -> int:
 
 
 def wait(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
-    deadline = time.time() + 120
+    deadline = time.time() + 600
     while time.time() < deadline:
         try:
             with urllib.request.urlopen(url, timeout=2) as r:
@@ -64,7 +71,7 @@ def wait(url: str, proc: subprocess.Popen[bytes], what: str) -> None:
             time.sleep(0.2)
         if proc.poll() is not None:
             raise RuntimeError(f"{what} died (exit code {proc.returncode})")
-    raise RuntimeError(f"{what} did not start in 120 s")
+    raise RuntimeError(f"{what} did not start in 600 s")
 
 
 def workload(scale: float) -> dict[str, Any]:
@@ -75,7 +82,8 @@ def workload(scale: float) -> dict[str, Any]:
     client = MlflowClient()
     exp = client.create_experiment(f"bench-{time.time_ns()}")
     n_metric, n_batch, n_runs = int(2000 * scale), max(1, int(100 * scale)), int(1000 * scale)
-    run_id = client.create_run(exp).info.run_id
+    # The logging run has an experiment of its own: the searches see exactly the 1,000 runs created.
+    run_id = client.create_run(client.create_experiment(f"bench-logging-{time.time_ns()}")).info.run_id
     out: dict[str, Any] = {"experiment": exp}
 
     # Each phase: (wall seconds, calls, this client process's own CPU seconds).
@@ -91,16 +99,44 @@ def workload(scale: float) -> dict[str, Any]:
     out["log_batch"] = (time.perf_counter() - t, n_batch, cpu_seconds() - c)
 
     t, c = time.perf_counter(), cpu_seconds()
-    for i in range(n_runs):
-        client.create_run(exp, run_name=f"run-{i:05d}", tags={"group": "even" if i % 2 == 0 else "odd"})
+    made = [client.create_run(exp, run_name=f"run-{i:05d}", tags={"group": "even" if i % 2 == 0 else "odd"})
+            for i in range(n_runs)]
     out["create_run"] = (time.perf_counter() - t, n_runs, cpu_seconds() - c)
+    # What the searches look for, logged outside the timed part: each run's scores and hyperparameters.
+    for i, run in enumerate(made):
+        metrics, params = run_results(i)
+        client.log_batch(run.info.run_id, metrics=metrics, params=params)
     out["history_points"] = len(client.get_metric_history(run_id, "loss"))
     return out
 
 
+RESULTS_TIME = 1_700_000_000_000  # the metrics' timestamp: fixed, so both servers' answers can be compared
+
+
+def run_results(i: int) -> tuple[list[Any], list[Any]]:
+    """Run i's final metrics and its params, the same on both servers: `acc` is distinct for every run
+    (a permutation of i), so ordering by it has no ties to break differently."""
+    from mlflow.entities import Metric, Param
+
+    now = RESULTS_TIME
+    acc = (i * 7919 % 1000) / 1000
+    metrics = [Metric("acc", acc, now, 10), Metric("loss", round(1 - acc, 3), now, 10),
+               Metric("f1", round(acc * 0.9, 4), now, 10)]
+    params = [Param("model", ("rf", "gbm", "linear")[i % 3]), Param("depth", str(2 + i % 8)),
+              Param("lr", str((0.1, 0.01, 0.001)[i % 3]))]
+    return metrics, params
+
+
 SEARCHES = {"search_filter": {"filter": "tags.group = 'even'", "order_by": ["attributes.start_time DESC"],
                               "max_results": 1000},
-            "search_page": {"order_by": ["attributes.run_name ASC"], "max_results": 100}}
+            "search_page": {"order_by": ["attributes.run_name ASC"], "max_results": 100},
+            # The search users make most: the best runs by a metric, and the runs of one configuration.
+            "search_best": {"filter": "metrics.acc > 0.5", "order_by": ["metrics.acc DESC"], "max_results": 10},
+            "search_param": {"filter": "params.model = 'rf' and params.depth = '5'", "order_by": [],
+                             "max_results": 1000}}
+# Searches whose runs come newest first: start times differ between the servers, so their answers are
+# compared as sets of runs, each server's checked for its own order; the others must match run for run.
+BY_START_TIME = {"search_filter", "search_param"}
 ROUNDS = 11
 
 
@@ -133,6 +169,7 @@ def search_workload(targets: dict[str, tuple[str, str]]) -> dict[str, dict[str, 
 
     session = requests.Session()
     calls: dict[str, dict[str, Any]] = {name: {} for name in targets}
+    answers: dict[str, dict[str, Any]] = {}
     for name, (url, exp) in targets.items():
         client = MlflowClient(tracking_uri=url)
         for what, kw in SEARCHES.items():
@@ -144,6 +181,9 @@ def search_workload(targets: dict[str, tuple[str, str]]) -> dict[str, dict[str, 
                 u, json=b).json()["runs"]
             text = session.post(url + "/api/2.0/mlflow/runs/search", json=body).text
             calls[name][what + "_parse"] = lambda text=text: range(client_parse(text))
+            answers.setdefault(what, {})[name] = json.loads(text)
+    for what, by_server in answers.items():
+        same_answer(what, by_server)
     times: dict[str, dict[str, list[float]]] = {name: {what: [] for what in calls[name]} for name in targets}
     found: dict[str, dict[str, int]] = {name: {} for name in targets}
     order = list(targets)
@@ -156,6 +196,34 @@ def search_workload(targets: dict[str, tuple[str, str]]) -> dict[str, dict[str, 
     session.close()
     return {name: {what: (statistics.median(ts[1:]), found[name][what]) for what, ts in times[name].items()}
             for name in targets}
+
+
+def same_answer(what: str, by_server: dict[str, Any]) -> None:
+    """Every server's answer to one search holds the same runs, with the same data, in the same order
+    (runs ordered by start time, which differs between servers, each in its own server's order).
+    Raises AssertionError naming the first difference."""
+
+    def content(run: dict[str, Any]) -> tuple[Any, ...]:
+        info, data = run["info"], run.get("data", {})
+        return (info["run_name"], info["status"], info["lifecycle_stage"], info.get("user_id", ""),
+                sorted((p["key"], p.get("value", "")) for p in data.get("params", [])),
+                sorted((m["key"], m["value"], int(m["step"]), int(m["timestamp"])) for m in data.get("metrics", [])),
+                sorted((t["key"], t.get("value", "")) for t in data.get("tags", [])))
+
+    runs = {name: answer.get("runs", []) for name, answer in by_server.items()}
+    contents = {name: [content(r) for r in found] for name, found in runs.items()}
+    (first, expected), *others = contents.items()
+    for name, got in others:
+        if what in BY_START_TIME:
+            for server, found in runs.items():
+                starts = [int(r["info"]["start_time"]) for r in found]
+                assert starts == sorted(starts, reverse=True), f"{what}: {server} not newest first"
+            got, expected = sorted(got), sorted(expected)
+        if got != expected:
+            diff = next((i for i, (a, b) in enumerate(zip(expected, got)) if a != b), min(len(got), len(expected)))
+            raise AssertionError(f"{what}: {name} and {first} answer differently from run {diff} on "
+                                 f"({len(got)} and {len(expected)} runs): "
+                                 f"{got[diff:diff + 1]} vs {expected[diff:diff + 1]}")
 
 
 def run_worker(url: str, args: list[str]) -> Any:
@@ -197,8 +265,12 @@ def main() -> None:
         names = {"log_metric": "log_metric calls", "log_batch": "log_batch calls of 1,000 values",
                  "create_run": "runs created", "search_filter": "search_runs, tag filter (half the runs)",
                  "search_page": "search_runs, first 100 by name",
+                 "search_best": "search_runs, best 10 by metric filter+order",
+                 "search_param": "search_runs, param filter (1 run in 24)",
                  "search_filter_rest": "tag filter, bare REST call (no client parsing)",
-                 "search_page_rest": "first 100, bare REST call (no client parsing)"}
+                 "search_page_rest": "first 100, bare REST call (no client parsing)",
+                 "search_best_rest": "best 10, bare REST call (no client parsing)",
+                 "search_param_rest": "param filter, bare REST call (no client parsing)"}
         for key, what in names.items():
             (tk, nk, *ck), (tm, nm, *_) = k[key], m[key]
             # The client's own time per call (its CPU for logging calls; parsing mlkeep's answer for a search):
