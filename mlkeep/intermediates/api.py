@@ -440,11 +440,6 @@ class Intermediates:
                "approx_reused": result.approx_reused, "deltas": result.deltas, "recomputable": recomputable}
         if label_oid is not None:
             doc[labels.KEY] = label_oid
-        if manifest is not None and layout.n_cols <= gram.CAPTURE_COLS:
-            values = storage.read(self.objects, result.manifest, None, None, workers=self.workers,
-                                  pool=self._read_pool())
-            with blas_threads():
-                doc[gram.KEY] = gram.entry(manifest, values)
         return Intermediate(
             id=new_id(), capture_id=capture_id, name=name, layer=layer, repository=repository, commit_id=commit_id,
             dataset_id=dataset_id, codec=str(codec), status=STORED if stored else VIRTUAL, n_rows=n,

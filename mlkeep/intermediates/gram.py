@@ -8,24 +8,22 @@ the stored values alone, so it is computed once and kept as one number in
 the intermediate's document, tagged with the manifest it was computed from:
 a re-materialized intermediate (new manifest) never uses a stale one, and
 nothing is written to the object store, so there is no blob to verify or
-collect. Capture computes it for layers narrow enough that it costs little
-next to the forward pass (`CAPTURE_COLS`); any other stored intermediate
-gets it at its first whole-layer similarity query.
+collect. It is computed at an intermediate's first whole-layer similarity
+query, not at capture: there it cost about 30% of a CNN's capture time, for
+a query most captures never get.
 """
 
 from __future__ import annotations
 
 from dataclasses import replace
-from typing import Any
 
 import numpy as np
 
-from mlkeep.intermediates import queries, records
+from mlkeep.intermediates import records
 from mlkeep.intermediates.entities import Intermediate
 from mlkeep.metadata import Database
 
 KEY = "cka_self_term"  # the document field: {"manifest": id, "value": ‖XᵀX‖²}
-CAPTURE_COLS = 1024  # at capture, for layers this wide or narrower: at most n·512K multiply-adds
 
 
 def cached(inter: Intermediate) -> float | None:
@@ -36,11 +34,6 @@ def cached(inter: Intermediate) -> float | None:
         if isinstance(value, float) and np.isfinite(value) and value >= 0:
             return value
     return None
-
-
-def entry(manifest: str, values: np.ndarray) -> dict[str, Any]:
-    """The document field for values stored under `manifest`."""
-    return {"manifest": manifest, "value": queries.self_term(values)}
 
 
 def keep(db: Database, inter: Intermediate, value: float) -> None:

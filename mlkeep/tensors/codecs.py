@@ -163,7 +163,7 @@ def pack(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, ra
     buf = _scratch(3, len(raw))  # joined into the object below, before anyone else can reuse it
     encode_into(encoding, raw, base, width, buf, joined)
     rows = split_parts(buf, width, joined)
-    parts = [memoryview(rows[0]) if joined > 1 else _part(rows[0], 0, level, raw_planes)]
+    parts = [memoryview(rows[0]) if joined > 1 else _part(rows[0], 0, level, raw_planes)]  # type: ignore[arg-type]
     parts += [_part(row, joined + i, level, raw_planes) for i, row in enumerate(rows[1:])]
     header = ChunkHeader(encoding, width, len(raw), raw_id, base_oid, hash, tuple(len(p) for p in parts), joined)
     return b"".join([header.pack(), *parts])

@@ -47,7 +47,7 @@ class ChunkRef:
     at: tuple[int, int] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        d = {
+        d: dict[str, Any] = {
             "id": self.id,
             "obj": self.obj,
             "enc": self.encoding,

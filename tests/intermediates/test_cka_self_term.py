@@ -1,5 +1,5 @@
-"""CKA's self term is kept per stored intermediate (at capture for narrow layers, else at the first whole-layer
-query) and gives the answer of computing everything from the stored values."""
+"""CKA's self term is kept per stored intermediate at its first whole-layer query and gives the answer of
+computing everything from the stored values."""
 
 from __future__ import annotations
 
@@ -18,9 +18,12 @@ def _no_self_terms(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     monkeypatch.setattr(queries, "_self_term", refuse)
 
 
-def test_capture_keeps_the_self_term_and_queries_use_it(inter, cnn, digits_images, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+def test_the_first_query_keeps_the_self_terms_and_later_ones_use_them(inter, cnn, digits_images,
+                                                                    monkeypatch) -> None:  # type: ignore[no-untyped-def]
     X, y = digits_images
     got = inter.capture(cnn, X, layers=["features.1", "head.2"], codec="kbit", targets=y)
+    assert all(gram.cached(inter.info(item.id)) is None for item in got.values())  # capture pays nothing for it
+    inter.similarity(got["features.1"], got["head.2"], source="read")
     a, b = (inter.info(got[layer].id) for layer in ("features.1", "head.2"))
     va, vb = inter.get(a, source="read"), inter.get(b, source="read")
     for item, values in ((a, va), (b, vb)):
@@ -34,7 +37,6 @@ def test_capture_keeps_the_self_term_and_queries_use_it(inter, cnn, digits_image
 def test_wide_layer_keeps_it_at_first_query_and_a_row_subset_ignores_it(inter, cnn, digits_images,
                                                                        monkeypatch) -> None:  # type: ignore[no-untyped-def]
     X, y = digits_images
-    monkeypatch.setattr(gram, "CAPTURE_COLS", 0)  # every layer "wide": nothing computed at capture
     got = inter.capture(cnn, X, layers=["features.1", "features.6"], codec="kbit", targets=y)
     a, b = got["features.1"], got["features.6"]
     assert gram.cached(inter.info(a.id)) is None
@@ -55,6 +57,7 @@ def test_wide_layer_keeps_it_at_first_query_and_a_row_subset_ignores_it(inter, c
 def test_a_self_term_of_other_values_is_ignored(inter, cnn, digits_images) -> None:  # type: ignore[no-untyped-def]
     X, y = digits_images
     item = inter.capture(cnn, X, layers=["head.2"], codec="kbit", targets=y)["head.2"]
+    inter.similarity(item, item, source="read")
     item = inter.info(item.id)
     assert gram.cached(item) is not None
     stale = replace(item, document=dict(item.document, **{gram.KEY: {"manifest": "0" * 64, "value": 1.0}}))
