@@ -197,8 +197,9 @@ def _parents_first(table: Table, parent: Column[Any], rows: list[tuple[Any, ...]
     by_id = {r[key]: r for r in rows}
     done: set[Any] = set()
     ordered: list[tuple[Any, ...]] = []
-    for row in rows:
+    for first in rows:
         chain = []
+        row: tuple[Any, ...] | None = first
         while row is not None and row[key] not in done:
             chain.append(row)
             done.add(row[key])

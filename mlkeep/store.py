@@ -32,6 +32,7 @@ from mlkeep.tracking.experiments import DEFAULT_EXPERIMENT
 if TYPE_CHECKING:
     from mlkeep.fsck import FsckReport
     from mlkeep.gc import GcReport
+    from mlkeep.intermediates import Intermediates
     from mlkeep.lifecycle import Registry
     from mlkeep.tensors import TensorStore
     from mlkeep.tracking.environment import EnvironmentDiff

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import posixpath
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 
@@ -46,7 +47,7 @@ def log_artifact(
     else:
         files = [src]
         names = [posixpath.join(prefix, src.name) if prefix else src.name]
-    rows = []
+    rows: list[dict[str, Any]] = []
     for file, name in zip(files, names):
         oid, size = objects.put_file(file)
         rows.append({"run_id": run_id, "path": name, "object": oid, "size": size})

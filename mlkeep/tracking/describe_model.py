@@ -177,7 +177,7 @@ def _output_columns(obj: Any) -> list[dict[str, str]]:
 
 def _defaults(cls: type) -> dict[str, Any]:
     try:
-        sig = inspect.signature(cls.__init__)
+        sig = inspect.signature(cls.__init__)  # type: ignore[misc]
     except (TypeError, ValueError):
         return {}
     return {n: p.default for n, p in sig.parameters.items() if n != "self"}
