@@ -12,7 +12,10 @@ Each version is committed to a repository in a local-folder store
 (`repo.commit`, with its database row and branch move) and saved with
 `torch.save` right before it (and zstd level 3 of those files). Bytes: mlkeep's
 object folder (and what each commit added to it); seconds: medians over
-`--runs` fresh stores. Checkout: every version, three times, from a fresh
+`--runs` fresh stores, wall-clock and process CPU (`time.process_time`, all
+threads; steadier than wall-clock on a shared machine, where the ratios of
+wall-clock times swing with the other processes). Checkout: every version,
+three times, from a fresh
 store (nothing cached), right after `torch.load` of the same version; every
 checkout is verified against the commit's hash tree, and each version is
 compared bit for bit with what was trained. The summary's save ratio is the
@@ -178,6 +181,8 @@ def run_scenario(scenario: str, versions: list[dict[str, torch.Tensor]], runs: i
     n = len(versions)
     save_t: list[list[float]] = [[] for _ in versions]
     commit_t: list[list[float]] = [[] for _ in versions]
+    save_cpu: list[list[float]] = [[] for _ in versions]  # process CPU seconds: steadier than wall time on a busy machine
+    commit_cpu: list[list[float]] = [[] for _ in versions]
     added = [0] * n
     files = [work / f"{scenario}-v{i}.pt" for i in range(n)]
     storage = POLICIES[policy]
@@ -186,13 +191,15 @@ def run_scenario(scenario: str, versions: list[dict[str, torch.Tensor]], runs: i
         with mlkeep.init(root) as store:
             repo = store.repo("minilm")
             for i, sd in enumerate(versions):
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 torch.save(sd, files[i])
                 save_t[i].append(time.perf_counter() - t0)
+                save_cpu[i].append(time.process_time() - c0)
                 before = folder_bytes(root / ".mlkeep" / "objects")
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 repo.commit(sd, f"v{i}", policy=storage)
                 commit_t[i].append(time.perf_counter() - t0)
+                commit_cpu[i].append(time.process_time() - c0)
                 added[i] = folder_bytes(root / ".mlkeep" / "objects") - before
             plan = list(reversed(repo.plan()))
     store_bytes = folder_bytes(root / ".mlkeep" / "objects")
@@ -201,19 +208,23 @@ def run_scenario(scenario: str, versions: list[dict[str, torch.Tensor]], runs: i
 
     load_t: list[list[float]] = [[] for _ in versions]
     checkout_t: list[list[float]] = [[] for _ in versions]
+    load_cpu: list[list[float]] = [[] for _ in versions]
+    checkout_cpu: list[list[float]] = [[] for _ in versions]
     exact = True
     for rep in range(3):
         for i, sd in enumerate(versions):
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
             torch.load(files[i], weights_only=True)
             load_t[i].append(time.perf_counter() - t0)
+            load_cpu[i].append(time.process_time() - c0)
             with mlkeep.open(root) as store:  # cold: nothing cached, every chunk read, decoded and verified
                 repo = store.repo("minilm")
                 ref = plan[i].commit
                 repo.get(ref)
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 got = repo.checkout(ref)
                 checkout_t[i].append(time.perf_counter() - t0)
+                checkout_cpu[i].append(time.process_time() - c0)
             if rep == 0:
                 exact &= same_bits(sd, got)
     deepest = max(range(n), key=lambda i: (plan[i].chain_depth, i))
@@ -225,10 +236,16 @@ def run_scenario(scenario: str, versions: list[dict[str, torch.Tensor]], runs: i
         "torch_load_s": med(load_t[deepest]), "checkout_s": med(checkout_t[deepest]),
         "checkout_ratio": med(checkout_t[deepest]) / med(load_t[deepest]),
         "deepest": deepest, "depth": plan[deepest].chain_depth, "exact": exact,
+        "save_cpu_ratio": med([med(c) / med(t) for c, t in zip(commit_cpu[1:], save_cpu[1:])]),
+        "checkout_cpu_ratio": med(checkout_cpu[deepest]) / med(load_cpu[deepest]),
+        "checkout_ratios": [med(c) / med(t) for c, t in zip(checkout_t, load_t)],
+        "load": os.getloadavg(),
         "per_version": [
             {"storage": plan[i].storage, "depth": plan[i].chain_depth, "added": added[i],
              "torch_bytes": files[i].stat().st_size, "commit_s": med(commit_t[i]), "save_s": med(save_t[i]),
-             "checkout_s": med(checkout_t[i]), "load_s": med(load_t[i])}
+             "checkout_s": med(checkout_t[i]), "load_s": med(load_t[i]),
+             "commit_cpu": med(commit_cpu[i]), "save_cpu": med(save_cpu[i]),
+             "checkout_cpu": med(checkout_cpu[i]), "load_cpu": med(load_cpu[i])}
             for i in range(n)
         ],
     }  # fmt: skip
@@ -372,12 +389,14 @@ def floor(scenario: str, versions: list[dict[str, torch.Tensor]], torch_bytes: i
 def report(scenario: str, r: dict[str, Any]) -> None:
     goal_bytes, goal_save = GOALS[scenario]
     print(f"{scenario:<8} {'version':<8} {'storage':<10} {'depth':>5} {'MB added':>9} {'torch MB':>9} "
-          f"{'commit s':>9} {'save s':>7} {'ratio':>6} {'checkout s':>11} {'load s':>7} {'ratio':>6}")
+          f"{'commit s':>9} {'save s':>7} {'ratio':>6} {'checkout s':>11} {'load s':>7} {'ratio':>6} "
+          f"{'cpu: save':>9} {'checkout':>8}")
     for i, v in enumerate(r["per_version"]):
         print(f"{scenario:<8} v{i:<7} {v['storage']:<10} {v['depth']:>5} {v['added'] / 1e6:>9.2f} "
               f"{v['torch_bytes'] / 1e6:>9.2f} {v['commit_s']:>9.3f} {v['save_s']:>7.3f} "
               f"{v['commit_s'] / v['save_s']:>5.2f}x {v['checkout_s']:>11.3f} {v['load_s']:>7.3f} "
-              f"{v['checkout_s'] / v['load_s']:>5.2f}x")
+              f"{v['checkout_s'] / v['load_s']:>5.2f}x {v['commit_cpu'] / v['save_cpu']:>8.2f}x "
+              f"{v['checkout_cpu'] / v['load_cpu']:>7.2f}x")
     rows = [
         ("bytes, 10 versions (MB)", r["store_bytes"] / 1e6, r["torch_bytes"] / 1e6, None, goal_bytes),
         ("  zstd(torch.save) bytes (MB)", r["zstd_bytes"] / 1e6, r["torch_bytes"] / 1e6, None, None),
@@ -391,6 +410,10 @@ def report(scenario: str, r: dict[str, Any]) -> None:
         ok = "" if goal is None else ("yes" if ratio <= goal else "NO")
         goal_s = "" if goal is None else f"{goal:.2f}x"
         print(f"{scenario:<8} {label:<38} {ours:>10.3f} {anchor:>10.3f} {ratio:>7.3f}x {goal_s:>6}  {ok}")
+    later = sorted(r["checkout_ratios"][1:])
+    print(f"{scenario:<8} checkout ratio of v1-v9: median {statistics.median(later):.3f}x, worst {later[-1]:.3f}x; "
+          f"process CPU ratios: save (v1-v9 median) {r['save_cpu_ratio']:.3f}x, checkout v{r['deepest']} "
+          f"{r['checkout_cpu_ratio']:.3f}x; load average {' '.join(f'{x:.2f}' for x in r['load'])}")
     print(f"{scenario:<8} {'bit-exact checkout of all versions':<38} {r['exact']}", flush=True)
 
 

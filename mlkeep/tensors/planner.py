@@ -58,7 +58,8 @@ from mlkeep.tensors.manifest import ChunkRef
 class StoragePolicy:
     """Knobs of the cost model and the codecs.
 
-    chunk_bytes: raw bytes per chunk (unit of dedup and of delta choice).
+    chunk_bytes: raw bytes per chunk (unit of dedup and of delta choice) of a new tensor; a tensor with a
+        parent keeps the parent's chunk size, so its chunks line up with the ones they reuse or delta against.
     level: zstd level for chunk objects (1 is as small as 3 on byte planes, and twice as fast).
     max_chain_depth: longest delta chain; 0 stores every changed chunk full. Each delta on a chain
         costs a checkout 2-3 times what reading a flat chunk does (more objects, planes, XOR), so

@@ -17,7 +17,7 @@ are stored full in one pack object per tree (`tensors.packs`), read back with
 one read per pack.
 
 Reading (`get_tree`, `get_tensor`) decodes each chunk along its delta chain
-into the output buffer and checks it against its SHA-256; each tensor's
+into the output buffer (`tensors.chains`) and checks it against its id; each tensor's
 digest is then checked against its chunk ids. A tree hashes its chunks with
 its parent's algorithm (BLAKE3 for a tree without parent; SHA-256 in stores
 written before BLAKE3), so versions of one model always compare by id. Any mismatch raises
@@ -179,8 +179,9 @@ class TensorStore:
     """Trees of named tensors in an `ObjectStore`.
 
     `policy` is the default `StoragePolicy`; `workers` threads encode and
-    decode chunks; `cache_bytes` bounds the cache of decoded chunks that lets a
-    training loop delta against what it just wrote without reading it back.
+    decode chunks (default `worker_threads()`); `cache_bytes` bounds the cache
+    of decoded chunks that lets a training loop delta against what it just
+    wrote without reading it back.
     """
 
     def __init__(
@@ -194,7 +195,9 @@ class TensorStore:
         self.objects = objects
         self.policy = policy or StoragePolicy()
         self.blobs = ChunkObjects(objects, cache_bytes)
-        self._workers = workers or min(8, os.cpu_count() or 1)
+        if workers is not None and workers < 1:
+            raise InvalidInputError(f"TensorStore needs at least one worker thread, not {workers}.")
+        self._workers = workers or worker_threads()
         self._pool: ThreadPoolExecutor | None = None
         self._io: ThreadPoolExecutor | None = None
         self._pool_lock = threading.Lock()
@@ -247,9 +250,12 @@ class TensorStore:
     def _job(self, name: str, tensor: TensorLike, parent: TensorManifest | None, policy: StoragePolicy,
              algorithm: str) -> _Job:
         dtype, shape, data = as_bytes(tensor)
-        size = chunk_size(policy.chunk_bytes, item_size(dtype))
-        cuts = spans(len(data), size)
         same_kind = parent is not None and plane_width(parent.dtype) == plane_width(dtype)
+        # A tensor keeps its parent's chunk size: reuse and deltas go by position, so chunks must line up with
+        # the parent's (a store written with another default, or another policy, goes on as it began).
+        size = chunk_size(parent.chunk_bytes if same_kind and parent and parent.chunk_bytes > 0 else policy.chunk_bytes,
+                          item_size(dtype))
+        cuts = spans(len(data), size)
         parents: list[ChunkRef | None] = []
         for i, (start, stop) in enumerate(cuts):
             ref = parent.chunks[i] if same_kind and parent and i < len(parent.chunks) else None
@@ -741,6 +747,26 @@ class TensorStore:
         if len(raw) != nbytes:
             raise CorruptObjectError(f"Base object {oid} holds {len(raw)} bytes, expected {nbytes}.")
         return raw
+
+
+def worker_threads() -> int:
+    """Threads that encode and decode chunks: `MLKEEP_TENSOR_THREADS`, else the CPUs this process may run on
+    (its affinity, which a container or `taskset` narrows), at most 8.
+
+    zstd, BLAKE3 and numpy release the GIL, so each thread keeps a core busy;
+    more threads than cores only make them take turns.
+    """
+    raw = os.environ.get("MLKEEP_TENSOR_THREADS")
+    if raw is not None and raw.strip():
+        try:
+            value = int(raw)
+        except ValueError:
+            value = 0
+        if value < 1:
+            raise InvalidInputError(f"MLKEEP_TENSOR_THREADS must be a whole number of threads (1 or more), not {raw!r}.")
+        return value
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    return max(1, min(8, usable or 1))
 
 
 def _source(ref: ChunkRef) -> ChunkRef | None:

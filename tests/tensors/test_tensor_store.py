@@ -188,6 +188,41 @@ def test_a_corrupt_delta_base_raises(tmp_path: Path) -> None:
         TensorStore(objects).get_tensor(t1, "layer.weight")
 
 
+def test_a_tensor_keeps_its_parents_chunk_size(objects: ObjectStore) -> None:
+    """Chunks line up with the parent's whatever the policy now says, so an unchanged tensor is reused and a
+    changed one is stored as deltas against the chunks at the same places."""
+    ts = TensorStore(objects, policy=StoragePolicy(chunk_bytes=4096))
+    t0 = ts.put_tree(weights())
+    t1 = TensorStore(objects, policy=StoragePolicy(chunk_bytes=8192)).put_tree(nudge(weights(), 1), t0)
+    before, after = ts.manifests(t0), ts.manifests(t1)
+    assert after["layer.weight"].chunk_bytes == before["layer.weight"].chunk_bytes == 4096
+    assert after["layer.bias"] == before["layer.bias"]
+    assert all(c.base for c in after["layer.weight"].chunks)
+    fresh = TensorStore(objects, policy=StoragePolicy(chunk_bytes=8192)).put_tree({"other": weights()["layer.weight"]}, t0)
+    assert ts.manifests(fresh)["other"].chunk_bytes == 8192
+    assert same(nudge(weights(), 1)["layer.weight"], TensorStore(objects).get_tensor(t1, "layer.weight"))
+
+
+def test_worker_threads_follow_the_environment_then_the_usable_cpus(monkeypatch: pytest.MonkeyPatch,
+                                                                   objects: ObjectStore) -> None:
+    from mlkeep.tensors.store import worker_threads
+
+    monkeypatch.delenv("MLKEEP_TENSOR_THREADS", raising=False)
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    assert worker_threads() == max(1, min(8, usable))
+    monkeypatch.setenv("MLKEEP_TENSOR_THREADS", "3")
+    assert worker_threads() == 3
+    with TensorStore(objects) as ts:  # three threads decode what one wrote
+        tree = ts.put_tree(weights())
+        assert all(same(a, ts.get_tree(tree)[k]) for k, a in weights().items())
+    for bad in ("0", "two", "-1"):
+        monkeypatch.setenv("MLKEEP_TENSOR_THREADS", bad)
+        with pytest.raises(InvalidInputError):
+            worker_threads()
+    with pytest.raises(InvalidInputError):
+        TensorStore(objects, workers=0)
+
+
 def test_missing_things_and_bad_input(tensors: TensorStore) -> None:
     with pytest.raises(NotFoundError):
         tensors.get_tree("0" * 64)
