@@ -12,6 +12,7 @@ from __future__ import annotations
 import builtins
 import time
 from collections.abc import Mapping, Sequence
+from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -100,11 +101,12 @@ class Intermediates:
         shapes = cap.run(runnable, cap.take_rows(X, slice(0, 2)), names, lambda *a: None, batch_size=2).shapes
         for layer in names:
             codecs[layer].out_shape(shapes[layer])  # CodecMismatchError before any work
-        sink = storage.ChunkSink(self.objects, write=store, workers=self.workers, dedup=dedup,
-                                 index=self._index() if dedup != "exact" else None, tolerance=tolerance or 0.0)
         # A pipeline stage's chunks may be kept as deltas against the stage before (its input). Not a
         # network's layers: there, trying that costs more capture time than the bytes it saves are worth.
         chained = cap.framework(runnable) == "sklearn"
+        sink = storage.ChunkSink(self.objects, write=store, workers=self.workers, dedup=dedup,
+                                 index=self._index() if dedup != "exact" else None, tolerance=tolerance or 0.0,
+                                 dictionary=chained)
         writers: dict[str, storage.LayerWriter] = {}
         for layer in names:
             writers[layer] = storage.LayerWriter(
@@ -183,7 +185,8 @@ class Intermediates:
         inter = records.get(self.db, intermediate)
         select_rows(_layout(inter), [row])
         values = self._values(inter, None, None, source)
-        with blas_threads():
+        # Euclidean distances take no matrix product; finding BLAS to limit its threads would cost more
+        with blas_threads() if metric == "cosine" else nullcontext():
             rows, dist = queries.knn(values, values[row], k, metric=metric, exclude=int(row))
         return pd.DataFrame({"row": rows, "distance": dist})
 
@@ -228,9 +231,9 @@ class Intermediates:
         if ia.n_rows != ib.n_rows:
             raise InvalidInputError(f"Similarity needs the same rows: {ia.n_rows} vs {ib.n_rows}.")
         sel = select_rows(_layout(ia), rows)
-        va = self._values(ia, sel, None, source)
+        va = self._values(ia, sel, None, source, order="F")
         read_a = self.last_source == "read"
-        vb = va if ib.id == ia.id else self._values(ib, sel, None, source)  # a layer against itself: read once
+        vb = va if ib.id == ia.id else self._values(ib, sel, None, source, order="F")  # against itself: read once
         read_b = self.last_source == "read"
         with blas_threads():
             if method == "svcca":
@@ -238,7 +241,8 @@ class Intermediates:
             # a self term kept for the stored values applies to a whole-layer read of them
             known = [gram.cached(i) if whole else None for i, whole in ((ia, read_a and sel is None),
                                                                        (ib, read_b and sel is None))]
-            value, *terms = queries.cka_and_self_terms(va, vb, (known[0], known[1]))
+            # va and vb were read (or recomputed) for this answer alone: centred in place
+            value, *terms = queries.cka_and_self_terms(va, vb, (known[0], known[1]), overwrite=True)
         for inter, was_read, had, term in ((ia, read_a, known[0], terms[0]), (ib, read_b, known[1], terms[1])):
             if was_read and sel is None and had is None:
                 gram.keep(self.db, inter, term)
@@ -290,10 +294,12 @@ class Intermediates:
 
     # ------------------------------------------------------------------ internals
     def _values(self, inter: Intermediate, rows: np.ndarray | None, cols: np.ndarray | None,
-                source: str) -> np.ndarray:
+                source: str, *, order: str = "C") -> np.ndarray:
+        """The selected values, read (laid out in `order` when read) or recomputed as the cost model says,
+        the query counted in the record."""
         if source not in SOURCES:
             raise InvalidInputError(f"source is one of {', '.join(SOURCES)}, not {source!r}.")
-        costs = records.costs_of(inter)
+        recorded = costs = records.costs_of(inter)
         n = inter.n_rows if rows is None else len(rows)
         manifest = self._manifest(inter.manifest) if inter.stored and inter.manifest else None
         nbytes = storage.chunks_bytes(manifest, rows, cols)[1] if manifest else 0
@@ -316,10 +322,10 @@ class Intermediates:
         if choice == "read":
             t0 = time.perf_counter()
             values = storage.read(self.objects, manifest, rows, cols, workers=self.workers,  # type: ignore[arg-type]
-                                  pool=self._read_pool())
+                                  pool=self._read_pool(), order=order)
             costs = costs.measured_read(time.perf_counter() - t0, nbytes)
         self.last_source = choice
-        records.set_costs(self.db, inter, costs, queried=True)
+        records.count_query(self.db, inter, costs if costmodel.moved(recorded, costs) else None)
         if choice == "rerun" and manifest is None and rows is None and cols is None:
             fresh = records.get(self.db, inter.id)
             if costmodel.decide(fresh, records.costs_of(fresh), self.threshold).action == "materialize":

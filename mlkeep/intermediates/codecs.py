@@ -267,8 +267,9 @@ def _uniform(cm: np.ndarray, bits: int, codec: Codec) -> tuple[bytes, np.ndarray
     safe = np.where(step > 0, step, 1).astype(np.float32)
     codes = np.subtract(cm, lo[:, None])  # in place from here: one temporary for a whole chunk
     np.divide(codes, safe[:, None], out=codes)
+    # no clip needed: rounding is monotonic, so 0 ≤ x − lo ≤ hi − lo, and (hi − lo) / step is `levels` within
+    # a few ulps, which rint brings back to `levels`
     np.rint(codes, out=codes)
-    np.clip(codes, 0, levels, out=codes)
     return lo.astype(np.float32).tobytes() + step.tobytes(), codes
 
 

@@ -35,6 +35,10 @@ from mlkeep.tracking.entities import Entity
 
 GB = 1e9
 EMA = 0.5  # weight of a new measurement
+# A query's measurement is written back only when it moves t_read or t_rerun by more than this share (the
+# record then stays within about twice that of what queries measure): rewriting the record for a change
+# within the noise cost about half of a small query's time.
+RECORD_CHANGE = 0.1
 
 
 @dataclass(frozen=True)
@@ -76,6 +80,12 @@ class Costs(Entity):
         return replace(self, t_model_load=mix(self.t_model_load, t_model_load),
                        t_data_load=mix(self.t_data_load, t_data_load),
                        t_fwd_row=mix(self.t_fwd_row, t_fwd / max(n, 1)))
+
+
+def moved(old: Costs, new: Costs) -> bool:
+    """Whether `new` figures move the whole-intermediate t_read or t_rerun by more than `RECORD_CHANGE`."""
+    return any(abs(b - a) > RECORD_CHANGE * abs(a) for a, b in ((old.t_read(), new.t_read()),
+                                                               (old.t_rerun(), new.t_rerun())))
 
 
 @dataclass(frozen=True)

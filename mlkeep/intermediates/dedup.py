@@ -111,17 +111,26 @@ class SimilarIndex:
         self._aliases: dict[str, tuple[str, str]] = {}
         self._deltas: dict[str, tuple[str, str]] = {}  # delta id -> (base id, content id)
         self._scale: dict[str, int] = {}
+        self._keys: dict[str, list[int]] = {}
         self._lock = threading.Lock()
 
     def add(self, oid: str, keys: Iterable[int]) -> None:
         """Index a stored full chunk under its keys."""
+        keys = [int(k) for k in keys]
         *bands, scale = keys
         with self._lock:
-            self._scale[oid] = int(scale)
+            self._keys[oid] = keys
+            self._scale[oid] = scale
             for k in bands:
                 bucket = self._buckets.setdefault(int(k), [])
                 if oid not in bucket:
                     bucket.append(oid)
+
+    def keys_of(self, oid: str) -> list[int] | None:
+        """The keys an indexed full chunk was added under (None if it is not indexed): an exact duplicate
+        of it needs no sketch of its own."""
+        with self._lock:
+            return self._keys.get(oid)
 
     def alias(self, content_id: str, stored_id: str, base_id: str) -> None:
         """Remember that the chunk whose content hashes to `content_id` is stored as delta `stored_id`."""

@@ -62,10 +62,14 @@ class Layout:
 
 def plan_layout(n_rows: int, row_shape: tuple[int, ...], *, block_rows: int = BLOCK_ROWS,
                 chunk_bytes: int = CHUNK_BYTES) -> Layout:
-    """A grid whose chunks hold about `chunk_bytes` of float32, whole channels of maps where possible."""
+    """A grid whose chunks hold about `chunk_bytes` of float32, whole channels of maps where possible.
+
+    The chunk width is a power of two (rounded down), so it depends on the number of rows alone, not on
+    the row shape: a layer that only reshapes another (a network's `Flatten` after a pooled map) is cut
+    into the same column chunks, which then de-duplicate exactly."""
     n_cols = max(1, math.prod(row_shape))
     rows = max(1, min(block_rows, n_rows))
-    cols = max(1, chunk_bytes // (4 * rows))
+    cols = 1 << (max(1, chunk_bytes // (4 * rows)).bit_length() - 1)
     if len(row_shape) == 3:
         plane = row_shape[1] * row_shape[2]
         if cols >= plane:

@@ -20,7 +20,7 @@ def topk(column: np.ndarray, k: int, *, largest: bool = True) -> np.ndarray:
     """Row ids of the `k` largest (or smallest) values of one column, best first."""
     k = _k(k, len(column))
     key = -column.astype(np.float64) if largest else column.astype(np.float64)
-    return np.lexsort((np.arange(len(column)), key))[:k]
+    return _smallest(key, k)
 
 
 def knn(matrix: np.ndarray, query: np.ndarray, k: int, *, metric: str = "euclidean",
@@ -53,7 +53,7 @@ def knn(matrix: np.ndarray, query: np.ndarray, k: int, *, metric: str = "euclide
     if exclude is not None:
         d[exclude] = np.inf
     k = _k(k, len(d) - (exclude is not None))
-    order = np.lexsort((np.arange(len(d)), d))[:k]
+    order = _smallest(d, k)
     return order, d[order]
 
 
@@ -141,12 +141,15 @@ def cka(a: np.ndarray, b: np.ndarray, *, self_terms: tuple[float | None, float |
     return cka_and_self_terms(a, b, self_terms)[0]
 
 
-def cka_and_self_terms(a: np.ndarray, b: np.ndarray, self_terms: tuple[float | None, float | None] = (None, None)
-                       ) -> tuple[float, float, float]:
-    """(CKA, ‖XᵀX‖², ‖YᵀY‖²): `cka` and the self terms it used, to be kept for later queries."""
+def cka_and_self_terms(a: np.ndarray, b: np.ndarray, self_terms: tuple[float | None, float | None] = (None, None),
+                       *, overwrite: bool = False) -> tuple[float, float, float]:
+    """(CKA, ‖XᵀX‖², ‖YᵀY‖²): `cka` and the self terms it used, to be kept for later queries. With
+    `overwrite`, float32 (or float64) values are centred in place: a caller that read them for this answer
+    saves a copy of each layer."""
     if len(a) != len(b):
         raise InvalidInputError(f"Similarity needs the same rows in both: {len(a)} vs {len(b)} rows.")
-    x, y = _centred32(a), _centred32(b)
+    x = _centred32(a, overwrite=overwrite)
+    y = x if b is a else _centred32(b, overwrite=overwrite)
     hsic, nx, ny = _cka_terms(x, y, *self_terms)
     return (float(hsic / np.sqrt(nx * ny)) if nx > 0 and ny > 0 else 0.0), nx, ny
 
@@ -201,6 +204,19 @@ def _top_directions(x: np.ndarray, keep: float, max_dims: int) -> np.ndarray:
     return u[:, :dims] * s[:dims]
 
 
+def _smallest(key: np.ndarray, k: int) -> np.ndarray:
+    """Positions of the `k` smallest keys, smallest first, ties by position (NaN last).
+
+    A partition finds the k-th smallest in linear time; only the keys up to it (ties at it included,
+    which quantized values have many of) are sorted, not all n."""
+    if k < len(key):
+        kth = np.partition(key, k - 1)[k - 1]
+        if not np.isnan(kth):
+            near = np.flatnonzero(key <= kth)
+            return near[np.lexsort((near, key[near]))][:k]
+    return np.lexsort((np.arange(len(key)), key))[:k]
+
+
 def _working(dtype: np.dtype[Any]) -> np.dtype[Any]:
     """The dtype a pass over values of `dtype` computes in: float32 for float32 and narrower (integers
     too: no wrap-around when subtracting unsigned ones), float64 for float64 and wide integers."""
@@ -216,21 +232,24 @@ def _square_sum(m: np.ndarray) -> float:
     return _dot(m, m)
 
 
-def _centred32(a: np.ndarray) -> np.ndarray:
+def _centred32(a: np.ndarray, *, overwrite: bool = False) -> np.ndarray:
     """Columns centred (twice: the second pass removes what rounding the first mean left), constant
-    columns dropped, in float32 unless the values are float64."""
+    columns dropped, in float32 unless the values are float64; in place with `overwrite` when they already
+    are float32 (or float64) and no column is dropped."""
     x = np.asarray(a)
-    x = x.reshape(len(x), -1).astype(np.float64 if x.dtype == np.float64 else np.float32, copy=False)
+    dtype = np.float64 if x.dtype == np.float64 else np.float32
+    x = x.reshape(len(x), -1)
     if not len(x):
-        return x
+        return x.astype(dtype)
     live = x.max(0) != x.min(0)  # NaN columns stay, so a NaN answer says the values hold NaN
-    mean = (x.sum(0, dtype=np.float64) / len(x)).astype(x.dtype)
     if live.all():
-        x = x - mean
+        x = x.astype(dtype, copy=not (overwrite and x.dtype == dtype and x.flags.writeable))
+    elif x.flags.f_contiguous:  # column by column: the live columns are whole runs of memory
+        x = np.compress(live, x.T, axis=0).T.astype(dtype, copy=False)
     else:  # compress copies far faster than a boolean index of a row-major array's columns
-        x = np.compress(live, x, axis=1)
-        x -= mean[live]
-    x -= (x.sum(0, dtype=np.float64) / len(x)).astype(x.dtype)
+        x = np.compress(live, x, axis=1).astype(dtype, copy=False)
+    x -= (x.sum(0, dtype=np.float64) / len(x)).astype(dtype)
+    x -= (x.sum(0, dtype=np.float64) / len(x)).astype(dtype)
     return x
 
 

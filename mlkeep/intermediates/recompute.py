@@ -112,7 +112,7 @@ def load_inputs(db: Database, objects: ObjectStore, dataset_id: str) -> tuple[An
     t0 = time.perf_counter()
     try:
         doc = datasets.dataset_document(db, dataset_id)
-        data = datasets.load_dataset(db, objects, dataset_id)
+        data = datasets.load_dataset(db, objects, dataset_id, document=doc)
     except (NotFoundError, CorruptObjectError) as exc:
         raise DatasetUnavailableError(
             f"Dataset {dataset_id} is no longer available, so this intermediate cannot be recomputed ({exc})."

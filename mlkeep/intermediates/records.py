@@ -1,12 +1,22 @@
-"""The `intermediates` table: insert, find, list, and the few fields that change."""
+"""The `intermediates` table: insert, find, list, and the few fields that change.
+
+A query looks its record up by id and then counts itself (and records what
+it measured) on it: two statements on every query, so both run as statements
+compiled once per dialect on the driver's cursor (`Database.prepared`), not
+through SQLAlchemy's per-execution machinery, which cost more than the read
+of a narrow layer. The count is an `n_queries = n_queries + 1` in the
+database itself: concurrent processes never lose one, and the cost model of
+a later process sees them all.
+"""
 
 from __future__ import annotations
 
 import json
+from collections import namedtuple
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Executable, bindparam, literal_column, select, update
 
 from mlkeep.errors import InvalidInputError, NotFoundError
 from mlkeep.intermediates.costmodel import Costs
@@ -28,13 +38,35 @@ def insert(db: Database, items: Sequence[Intermediate]) -> None:
         )])
 
 
+_Row = namedtuple("_Row", [c.name for c in table.columns])  # type: ignore[misc]
+
+
+def _by_id(_dialect: str) -> tuple[Executable, Sequence[str]]:
+    return select(table).where(table.c.id == bindparam("b_id")), ("b_id",)
+
+
+def _count(_dialect: str) -> tuple[Executable, Sequence[str]]:
+    count = table.c.n_queries + literal_column("1")  # a literal, not a parameter: callers pass the id only
+    return update(table).where(table.c.id == bindparam("b_id")).values(n_queries=count), ("b_id",)
+
+
+def _count_with_costs(_dialect: str) -> tuple[Executable, Sequence[str]]:
+    stmt = update(table).where(table.c.id == bindparam("b_id")).values(
+        n_queries=table.c.n_queries + literal_column("1"), t_rerun=bindparam("b_t_rerun"), t_read=bindparam("b_t_read"),
+        document=bindparam("b_document"))
+    return stmt, ("b_t_rerun", "b_t_read", "b_document", "b_id")
+
+
 def get(db: Database, ref: Intermediate | str) -> Intermediate:
     """An intermediate by entity, id, unique id prefix (≥ 4 characters) or unique name."""
     key = ref.id if isinstance(ref, Intermediate) else ref
     if not isinstance(key, str) or not key:
         raise InvalidInputError("Name an intermediate by its id or name.")
     with db.connect() as conn:
-        row = conn.execute(select(table).where(table.c.id == key)).first()
+        cur = db.prepared(_by_id).execute(conn, (key,))
+        values = cur.fetchone()
+        cur.close()
+        row: Any = _Row(*values) if values is not None else None
         if row is None:
             found = conn.execute(select(table).where(table.c.name == key).limit(2)).all()
             if not found and len(key) >= 4:
@@ -66,16 +98,24 @@ def delete(db: Database, inter: Intermediate) -> None:
         conn.execute(table.delete().where(table.c.id == inter.id))
 
 
-def set_costs(db: Database, inter: Intermediate, costs: Costs, *, queried: bool = False) -> None:
-    """Store new measured figures (and the t_rerun / t_read they imply for all rows); with `queried`,
-    also count one more query (n_queries += 1, atomically), in the same statement."""
+def set_costs(db: Database, inter: Intermediate, costs: Costs) -> None:
+    """Store new measured figures (and the t_rerun / t_read they imply for all rows)."""
     doc = dict(inter.document, costs=costs.to_dict())
     values: dict[str, Any] = {"t_rerun": costs.t_rerun(), "t_read": costs.t_read(),
                               "document": json.dumps(doc, sort_keys=True)}
-    if queried:
-        values["n_queries"] = table.c.n_queries + 1
     with db.begin() as conn:
         conn.execute(update(table).where(table.c.id == inter.id).values(**values))
+
+
+def count_query(db: Database, inter: Intermediate, costs: Costs | None = None) -> None:
+    """Count one more query of the intermediate (n_queries += 1 in the database, so no concurrent query is
+    lost), and with `costs`, store those figures too, in the same statement."""
+    with db.begin() as conn:
+        if costs is None:
+            db.prepared(_count).execute(conn, (inter.id,)).close()
+            return
+        doc = json.dumps(dict(inter.document, costs=costs.to_dict()), sort_keys=True)
+        db.prepared(_count_with_costs).execute(conn, (costs.t_rerun(), costs.t_read(), doc, inter.id)).close()
 
 
 def set_storage(db: Database, inter: Intermediate, *, status: str, manifest: str | None = None,

@@ -43,7 +43,10 @@ from mlkeep.intermediates.stagemaps import StageMap
 from mlkeep.objects.store import ObjectStore
 from mlkeep.tensors.blobs import compress
 
-LEVEL = 3
+# Full chunks and deltas: on a CNN's 8-bit codes level 1 was both faster and 4% smaller than 3 (10 fine-tuned
+# checkpoints: 22.4 MB against 23.4 MB), and the 50 benchmark pipelines came out the same (their deltas are
+# MAP_LEVEL's)
+LEVEL = 1
 # A stage map's misses are a few small values per code, which zstd's longer searches pack much tighter (the
 # 50 benchmark pipelines: 1.58 MB at level 3, 1.46 MB at 12, 1.42 MB at 19); only pipeline stages take
 # this path, whose chunks hold at most a few hundred KB of codes
@@ -112,11 +115,15 @@ class ChunkSink:
     stored chunk whose values are all within `tolerance`: lossy). The last two
     need `index`. With `write=False` nothing is stored and only exact
     de-duplication applies (sizes are what storing would take).
+    `dictionary=False` never tries the dearer dictionary delta: a network's
+    layers and checkpoints share no shifted runs of codes for it to find
+    (10 fine-tuned CNN checkpoints: the same bytes with and without it, for
+    a fifth more capture time).
     """
 
     def __init__(self, objects: ObjectStore, *, write: bool = True, workers: int = 2, dedup: str = "exact",
-                 index: SimilarIndex | None = None, tolerance: float = 0.0) -> None:
-        self.objects, self.write, self.tolerance = objects, write, tolerance
+                 index: SimilarIndex | None = None, tolerance: float = 0.0, dictionary: bool = True) -> None:
+        self.objects, self.write, self.tolerance, self.dictionary = objects, write, tolerance, dictionary
         self.dedup = dedup if write and index is not None else "exact"
         self.index = index if self.dedup != "exact" else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlkeep-intermediates")
@@ -135,13 +142,7 @@ class ChunkSink:
 
     def _assemble_and_store(self, codec: Codec, parts: list[np.ndarray], lo: int, hi: int,
                             related: Future[Stored] | None, program: StageMap | None) -> Stored:
-        # one copy, straight into the column-major order the codecs encode (a rows × cols view of it)
-        cm = np.empty((hi - lo, sum(len(p) for p in parts)), dtype=np.float32)
-        row = 0
-        for p in parts:
-            cm[:, row : row + len(p)] = p[:, lo:hi].T
-            row += len(p)
-        return self._store(codec, cm.T, related, program)
+        return self._store(codec, _columns(parts, lo, hi).T, related, program)
 
     def flush(self) -> None:
         """Wait until every object submitted so far is written and synced; re-raises a failed write."""
@@ -156,16 +157,18 @@ class ChunkSink:
 
     def _store(self, codec: Codec, values: np.ndarray, related: Future[Stored] | None = None,
                program: StageMap | None = None) -> Stored:
-        # chunks of different value codecs never stand for one another, so the codec goes into the keys
-        keys = self.index.sketcher.keys(values, str(replace(codec, pool=None))) if self.index is not None else None
+        keys = self._keys(codec, values) if self.dedup == "approx" else None
         if self.dedup == "approx":
             found = self._within_tolerance(values, keys)  # type: ignore[arg-type]
             if found is not None:
                 return Stored(found, self._size(found), False, approx=True)
         content = encode_chunk(codec, values)
         oid = hashlib.sha256(content).hexdigest()
-        if self._known(oid):
-            return Stored(oid, self._size(oid), False, keys=keys)
+        if self._known(oid):  # an exact duplicate: its sketch is already indexed (a frozen layer costs no sketch)
+            known = self.index.keys_of(oid) if self.index is not None else None
+            return Stored(oid, self._size(oid), False, keys=known if known is not None else keys)
+        if keys is None and self.index is not None:
+            keys = self._keys(codec, values)
         alias = self.index.stored_as(oid) if self.index is not None else None
         if alias is not None and self._known(alias[0]) and self._known(alias[1]):
             return Stored(alias[0], self._size(alias[0]), False, delta=(alias[1], oid),
@@ -183,6 +186,10 @@ class ChunkSink:
             self._remember(oid, content)
             self.index.add(oid, keys)  # type: ignore[arg-type]
         return Stored(oid, len(packed), new, keys=keys)
+
+    def _keys(self, codec: Codec, values: np.ndarray) -> list[int]:
+        # chunks of different value codecs never stand for one another, so the codec goes into the keys
+        return self.index.sketcher.keys(values, str(replace(codec, pool=None)))  # type: ignore[union-attr]
 
     def _against_similar(self, content: bytes, oid: str, alone: int, keys: list[int],
                          related: str | None = None, program: StageMap | None = None) -> Stored | None:
@@ -209,8 +216,9 @@ class ChunkSink:
         if program is not None and parent and parent[1] is not None:
             consider(delta.encode_map(content, parent[0], parent[1], program, MAP_LEVEL), parent[0])
         for cand, base in [*bases, *([parent] if parent and parent[1] is not None else [])]:
-            consider(delta.encode(content, cand, base, LEVEL, dictionary=False), cand)  # type: ignore[arg-type]
-        for cand, base in bases[:_DICT_CANDIDATES] if best is None or len(best[0]) > limit // 2 else ():
+            if _sub_may_fit(content, base, limit):  # type: ignore[arg-type]
+                consider(delta.encode(content, cand, base, LEVEL, dictionary=False), cand)  # type: ignore[arg-type]
+        for cand, base in bases[:_DICT_CANDIDATES] if self.dictionary and (best is None or len(best[0]) > limit // 2) else ():
             consider(delta.encode(content, cand, base, LEVEL), cand)
         if parent and parent[1] is not None and (best is None or len(best[0]) > limit // 2):
             consider(delta.encode_fit(content, parent[0], parent[1], LEVEL), parent[0])
@@ -385,6 +393,40 @@ class LayerWriter:
         return WriteResult(manifest, raw, stored, new, sum(len(b) for b in ids), reused, approx, len(deltas))
 
 
+_PROBE = 4096  # bytes of a difference sampled to judge whether a SUB delta can pay
+_PROBE_MARGIN = 1.25  # zstd packs runs and repeats below the sample's order-0 entropy: only skip clear misses
+
+
+def _sub_may_fit(content: bytes, base: bytes, limit: int) -> bool:
+    """Whether a `SUB` delta of `content` against `base` may come under `limit` bytes, judged from the
+    entropy of a sample of their difference. Near-identical chunks by the sketch are often not close
+    byte for byte (two layers of a network with alike maps), and compressing each difference to find out
+    took most of a network capture's de-duplication time."""
+    if len(content) != len(base):
+        return False
+    step = max(1, len(content) // _PROBE)
+    diff = np.frombuffer(content, np.uint8)[::step] - np.frombuffer(base, np.uint8)[::step]
+    counts = np.bincount(diff, minlength=256)
+    p = counts[counts > 0] / len(diff)
+    bits = float(-(p * np.log2(p)).sum())
+    return bits / 8 * len(content) <= _PROBE_MARGIN * limit
+
+
+_TILE = 64  # rows transposed at a time: a tile's columns stay in the CPU's caches
+
+
+def _columns(parts: list[np.ndarray], lo: int, hi: int) -> np.ndarray:
+    """Columns [lo, hi) of the rows `parts` (stacked in order) as one cols × rows float32 array, the order
+    the codecs encode. The columns are first gathered into contiguous rows, then transposed tile by tile:
+    numpy's transposing copy of a slice of wide rows touches a new page for every value (and a chunk of 128
+    or 1024 columns collides in the cache), which took ten times as long as this on a CNN's maps."""
+    rows = np.concatenate([p[:, lo:hi] for p in parts]) if len(parts) > 1 else parts[0][:, lo:hi]
+    cm = np.empty((hi - lo, len(rows)), dtype=np.float32)
+    for start in range(0, len(rows), _TILE):
+        cm[:, start : start + _TILE] = rows[start : start + _TILE].T
+    return cm
+
+
 def put_manifest(objects: ObjectStore, manifest: dict[str, Any]) -> str:
     """Store a manifest as sorted JSON; returns its object id."""
     return objects.put_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
@@ -470,12 +512,14 @@ def load_chunk(objects: ObjectStore, oid: str) -> np.ndarray:
 
 
 def read(objects: ObjectStore, manifest: dict[str, Any], rows: np.ndarray | None,
-         cols: np.ndarray | None, *, workers: int = 2, pool: Executor | None = None) -> np.ndarray:
+         cols: np.ndarray | None, *, workers: int = 2, pool: Executor | None = None, order: str = "C") -> np.ndarray:
     """The selected rows × columns (None: all), decoding only the chunks they touch, `workers` at a time
-    (on `pool` when given: a query engine keeps one rather than start threads for every read)."""
+    (on `pool` when given: a query engine keeps one rather than start threads for every read). `order="F"`
+    lays the answer out column by column, as chunks decode: a query over whole columns (CKA's products)
+    then gets it without a transposing copy of every chunk."""
     layout = Layout.from_dict(manifest["layout"])
     out = np.empty((layout.n_rows if rows is None else len(rows), layout.n_cols if cols is None else len(cols)),
-                   dtype=np.float32)
+                   dtype=np.float32, order=order)  # type: ignore[call-overload]
 
     def fill(b: int, c: int) -> None:  # each (block, chunk) writes its own cells of `out`
         r0, r1 = layout.block(b)

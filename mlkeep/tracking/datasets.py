@@ -77,13 +77,14 @@ def list_datasets(db: Database, name: str | None = None) -> list[Dataset]:
         return [_entity(r) for r in conn.execute(query).all()]
 
 
-def load_dataset(db: Database, objects: ObjectStore, dataset_id: str) -> Any:
-    """The stored content: an array (or `(X, y)`), a DataFrame, or a file's bytes.
+def load_dataset(db: Database, objects: ObjectStore, dataset_id: str, *, document: dict[str, Any] | None = None) -> Any:
+    """The stored content: an array (or `(X, y)`), a DataFrame, or a file's bytes. `document`: its
+    `dataset_document`, when the caller has it already (a large dataset's is dear to parse).
 
     Raises NotFoundError for an unknown id, and for a dataset imported as
     metadata only (its document names no content object).
     """
-    doc = dataset_document(db, dataset_id)
+    doc = dataset_document(db, dataset_id) if document is None else document
     if not doc.get("object"):
         raise NotFoundError(
             f"Dataset {dataset_id} has no stored content: it was imported as metadata and its content was not imported."
