@@ -70,6 +70,8 @@ runs = Table(
     Column("lifecycle_stage", String(16), nullable=False, server_default="active"),
     Index("ix_runs_experiment_start", "experiment_id", "start_time"),
     Index("ix_runs_start_time", "start_time"),
+    # A search's runs: one experiment's live ones, newest first, without reading the runs themselves.
+    Index("ix_runs_experiment_stage_start", "experiment_id", "lifecycle_stage", "start_time"),
 )
 
 params = Table(
@@ -78,7 +80,8 @@ params = Table(
     Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
-    Index("ix_params_key_value", "key", "value"),
+    # Covering: a filter on a param reads the ids of the runs passing it from the index alone.
+    Index("ix_params_key_value_run", "key", "value", "run_id"),
 )
 
 tags = Table(
@@ -87,7 +90,7 @@ tags = Table(
     Column("run_id", ID, ForeignKey("runs.id"), primary_key=True),
     Column("key", KEY, primary_key=True),
     Column("value", Text, nullable=False),
-    Index("ix_tags_key_value", "key", "value"),
+    Index("ix_tags_key_value_run", "key", "value", "run_id"),
 )
 
 metrics = Table(
@@ -99,7 +102,8 @@ metrics = Table(
     Column("step", BigInteger, nullable=False),
     Column("timestamp", BigInteger, nullable=False),
     Column("value", Float),  # NULL is NaN
-    Index("ix_metrics_run_key_step", "run_id", "key", "step"),
+    # Covering: a metric's history is read from the index alone, in step order.
+    Index("ix_metrics_run_key_step_covering", "run_id", "key", "step", "timestamp", "seq", "value"),
 )
 
 # One row per (run, metric): what search, sort and compare read, kept current
@@ -115,7 +119,7 @@ latest_metrics = Table(
     Column("min_value", Float),
     Column("max_value", Float),
     Column("count", BigInteger, nullable=False),
-    Index("ix_latest_metrics_key_value", "key", "value"),
+    Index("ix_latest_metrics_key_value_run", "key", "value", "run_id"),
 )
 
 # Per (run, metric, level, bucket): the count and the first, last, lowest and

@@ -4,8 +4,9 @@ r"""The SQL conditions a run search is made of: the filter's tests, the lifecycl
 (`mlkeep.tracking.counting`) build their queries from these, so a page and
 its count always mean the same runs.
 
-Every test on a metric, param or tag is an EXISTS on its narrow indexed
-table, which keeps the logic two-valued: a run lacking a key matches no
+Every test on a metric, param or tag is `runs.id IN (the run ids of the
+rows passing it)` on its narrow table, read from its (key, value, run_id)
+index; run ids are never NULL, so the logic stays two-valued: a run lacking a key matches no
 comparison on it (as in MLflow), `IS NULL` matches exactly the runs lacking it,
 and `NOT e` matches exactly the runs `e` does not. A NaN metric is stored as
 NULL: it matches no comparison (not even `!=`) but counts as present for
@@ -57,12 +58,13 @@ def where(node: Expr, dialect: str) -> ColumnElement[bool]:
     if node.key.kind == "dataset":
         return _dataset_test(node, dialect)
     t = TABLES[node.key.kind]
-    row = select(literal(1)).select_from(t).where(t.c.run_id == runs.c.id, t.c.key == node.key.name).correlate(runs)
+    having = select(t.c.run_id).where(t.c.key == node.key.name)
     if node.op == "IS NULL":
-        return not_(row.exists())
+        return runs.c.id.not_in(having)
     if node.op == "IS NOT NULL":
-        return row.exists()
-    return row.where(value_test(t.c.value, node, dialect)).exists()
+        return runs.c.id.in_(having)
+    # The runs whose value passes, read from the (key, value, run_id) index, not a lookup per run searched.
+    return runs.c.id.in_(having.where(value_test(t.c.value, node, dialect)))
 
 
 def _attribute_test(node: Compare, dialect: str) -> ColumnElement[bool]:

@@ -7,7 +7,9 @@ ids comes back from the database; `get_runs` loads those runs.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, Select, and_, func, literal, not_, select
@@ -17,11 +19,11 @@ from mlkeep.metadata import Database
 from mlkeep.metadata.tables import experiments as experiments_table
 from mlkeep.metadata.tables import runs
 from mlkeep.tracking.entities import LifecycleStage, Run
-from mlkeep.tracking.filters import Key, OrderKey, Query, parse_filter, parse_order_by
+from mlkeep.tracking.filters import Expr, Key, OrderKey, Query, parse_filter, parse_order_by
 from mlkeep.tracking.predicates import TABLES, as_number, experiment_ids, in_stage, where
 from mlkeep.tracking.runs import get_runs
 
-__all__ = ["search_runs"]
+__all__ = ["search_run_ids", "search_runs"]
 
 
 def _sort_exprs(stmt: Select[Any], i: int, key: Key, dialect: str, present: bool) -> tuple[Select[Any], list[Any]]:
@@ -50,23 +52,45 @@ def _ordered(stmt: Select[Any], keys: Sequence[OrderKey], dialect: str, first_pr
     return stmt.order_by(*terms, runs.c.start_time.desc(), runs.c.id)
 
 
-def _page(conn: Connection, base: Select[Any], order: Sequence[OrderKey], limit: int | None, offset: int,
-          dialect: str) -> list[str]:
-    """The ids of one page. Sorting by a metric, param or tag, first the runs having it (read in index
-    order, which stops after `offset + limit` runs instead of sorting every run), then, only if the page
-    is not full, the runs lacking it: a LEFT JOIN would force the database to join and sort every run."""
+@dataclass(frozen=True)
+class _Plan:
+    """The statements of one search, without its page: built once per filter, order, stage and experiments
+    (`_plan`), as building them costs more than the database takes to answer a search of a few runs.
+
+    Sorted by a metric, param or tag, `ordered` reads only the runs having the first key, in index order
+    (which stops after `offset + limit` runs instead of sorting every run), then, only if the page is not
+    full, `lacking` the runs without it: a LEFT JOIN would force the database to join and sort every run."""
+
+    ordered: Select[Any]
+    lacking: Select[Any] | None = None
+    n_present: Select[Any] | None = None  # how many runs have the first key
+
+
+@functools.lru_cache(maxsize=256)
+def _plan(test: Expr | None, order: tuple[OrderKey, ...], stage: str | None,
+          experiment_ids: tuple[str, ...] | None, dialect: str) -> _Plan:
+    base = in_stage(select(runs.c.id), stage)
+    if test is not None:
+        base = base.where(where(test, dialect))
+    if experiment_ids is not None:
+        base = base.where(runs.c.experiment_id.in_(experiment_ids))
     if not order or order[0].key.kind == "attribute":
-        return list(conn.execute(_ordered(base, order, dialect).limit(limit).offset(offset or None)).scalars())
-    present = _ordered(base, order, dialect, first_present=True)
-    ids = list(conn.execute(present.limit(limit).offset(offset or None)).scalars())
-    if limit is None or len(ids) < limit:
+        return _Plan(_ordered(base, order, dialect))
+    has = _has_value(order[0].key)
+    return _Plan(_ordered(base, order, dialect, first_present=True),
+                 _ordered(base.where(not_(has)), order[1:], dialect),
+                 select(func.count()).select_from(base.where(has).subquery()))
+
+
+def _page(conn: Connection, plan: _Plan, limit: int | None, offset: int) -> list[str]:
+    """The ids of one page."""
+    ids = list(conn.execute(plan.ordered.limit(limit).offset(offset or None)).scalars().all())
+    if plan.lacking is not None and (limit is None or len(ids) < limit):
         skip = 0
         if offset and not ids:  # the page starts among the runs lacking the key: skip past those having it
-            having = select(func.count()).select_from(base.where(_has_value(order[0].key)).subquery())
-            skip = max(0, offset - conn.execute(having).scalar_one())
-        lacking = base.where(not_(_has_value(order[0].key)))
+            skip = max(0, offset - conn.execute(plan.n_present).scalar_one())  # type: ignore[arg-type]
         rest = None if limit is None else limit - len(ids)
-        ids += conn.execute(_ordered(lacking, order[1:], dialect).limit(rest).offset(skip or None)).scalars()
+        ids += conn.execute(plan.lacking.limit(rest).offset(skip or None)).scalars().all()
     return ids
 
 
@@ -96,6 +120,22 @@ def search_runs(
     for a malformed filter, `InvalidInputError` for a bad limit or order, `NotFoundError` for an
     unknown experiment.
     """
+    found = search_run_ids(db, filter, order_by=order_by, limit=limit, offset=offset, experiments=experiments,
+                           stage=stage)
+    return get_runs(db, found)
+
+
+def search_run_ids(
+    db: Database,
+    filter: str = "",  # noqa: A002 - the name users know from MLflow
+    *,
+    order_by: str | Sequence[str] | None = None,
+    limit: int | None = None,
+    offset: int = 0,
+    experiments: Sequence[str] | None = None,
+    stage: str | None = LifecycleStage.ACTIVE,
+) -> list[str]:
+    """The ids of the runs `search_runs` finds, in its order: for callers that read runs their own way."""
     query = parse_filter(filter or "")
     order = _order_keys(query, order_by)
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
@@ -104,14 +144,9 @@ def search_runs(
     limit = _limit(None if query.limit is None else max(query.limit - offset, 0), limit)
     if limit == 0:
         return []
-    base = in_stage(select(runs.c.id), stage)
-    if query.where is not None:
-        base = base.where(where(query.where, db.dialect))
     with db.connect() as conn:
-        if experiments is not None:
-            base = base.where(runs.c.experiment_id.in_(experiment_ids(conn, experiments)))
-        ids = _page(conn, base, order, limit, offset, db.dialect)
-    return get_runs(db, ids)
+        ids = None if experiments is None else tuple(experiment_ids(conn, experiments))
+        return _page(conn, _plan(query.where, order, stage, ids, db.dialect), limit, offset)
 
 
 def _order_keys(query: Query, order_by: str | Sequence[str] | None) -> tuple[OrderKey, ...]:

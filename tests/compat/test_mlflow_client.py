@@ -353,6 +353,8 @@ def test_unsupported_calls_answer_in_mlflow_format_never_500(mlkeep_server: Any)
         assert body["error_code"] == "NOT_IMPLEMENTED" and "mlkeep" in body["message"]
     missing = httpx.get(mlkeep_server.url + "/api/2.0/mlflow/runs/get", params={"run_id": "0" * 32})
     assert missing.status_code == 404 and missing.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    search = httpx.post(mlkeep_server.url + "/api/2.0/mlflow/runs/search", json={"experiment_ids": ["f" * 32]})
+    assert search.status_code == 404 and search.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     bad = httpx.post(mlkeep_server.url + "/api/2.0/mlflow/runs/log-metric", content=b"{not json")
     assert bad.status_code == 400 and bad.json()["error_code"] == "INVALID_PARAMETER_VALUE"
     escape = httpx.get(mlkeep_server.url + f"/api/2.0/mlflow-artifacts/artifacts/runs/{'0' * 32}/../../etc/passwd")

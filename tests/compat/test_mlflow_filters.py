@@ -11,6 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlkeep.compat.mlflow import datasets, filters
+from mlkeep.compat.mlflow.id_lists import ids_value
 from mlkeep.errors import FilterSyntaxError, InvalidInputError, UnsupportedError
 from mlkeep.store import Store
 from mlkeep.tracking import runs
@@ -94,7 +95,8 @@ def test_order_by_as_mlflow_writes_it(seeded: Store) -> None:
 
 def test_a_dataset_logged_through_mlkeep_is_searched_by_its_fingerprint_and_shown_to_mlflow(seeded: Store) -> None:
     (svm2,) = seeded.search_runs("attributes.run_name = 'svm-2'")
-    (shown,) = datasets.inputs_of_runs(seeded, [svm2.id])[svm2.id]
+    with seeded.db.connect() as conn:
+        (shown,) = datasets.inputs_of_runs(conn, ids_value(conn.dialect.name, [svm2.id]))[svm2.id]
     assert shown["dataset"]["name"] == "digits" and shown["dataset"]["source_type"] == "mlkeep"
     assert shown["tags"] == [{"key": datasets.CONTEXT_TAG, "value": "training"}]
     digest = shown["dataset"]["digest"]
@@ -103,7 +105,8 @@ def test_a_dataset_logged_through_mlkeep_is_searched_by_its_fingerprint_and_show
 
 def test_dataset_inputs_come_back_with_their_context(seeded: Store) -> None:
     (svm1,) = seeded.search_runs("attributes.run_name = 'svm-1'")
-    shown = datasets.inputs_of_runs(seeded, [svm1.id])[svm1.id]
+    with seeded.db.connect() as conn:
+        shown = datasets.inputs_of_runs(conn, ids_value(conn.dialect.name, [svm1.id]))[svm1.id]
     assert sorted((i["dataset"]["name"], i["dataset"]["digest"], i["tags"][0]["value"]) for i in shown) == [
         ("iris", "d1", "eval"), ("wine", "d2", "training")]
 
@@ -196,3 +199,31 @@ def test_experiment_filters_mlflow_has_and_mlkeep_does_not_are_refused() -> None
     with pytest.raises(FilterSyntaxError):
         filters.sort_experiments([], ["owner DESC"])
     assert re.search("offset", filters.token_for(3)) is None  # opaque to clients
+
+
+def test_a_search_answer_holds_the_messages_built_from_rows(seeded: Store) -> None:
+    """SQLite writes a search answer's JSON itself; it must say what the Python-built messages say, for
+    every kind of value: NaN and infinite metrics, doubles needing 17 digits, quotes, newlines and
+    non-ASCII text, a running run (no end time), a run without params, datasets and a logged model."""
+    import json
+
+    from mlkeep.compat.mlflow import logged_models
+    from mlkeep.compat.mlflow.run_messages import run_messages, search_answer
+    from mlkeep.tracking.search import search_run_ids
+
+    run = seeded.start_run("filters", "odd-values", tags={"note": 'say "hi"\n\\ – ünïcode ✓'})
+    run.log_metrics({"nan": float("nan"), "up": float("inf"), "down": -float("inf"), "third": 0.1 + 0.2,
+                     "tiny": 5e-324, "big": 1.7976931348623157e308, "whole": 3.0})
+    run.flush()
+    model = logged_models.create(seeded, {"source_run_id": run.id, "name": "m"})
+    ids = search_run_ids(seeded.db, "", order_by=["attributes.run_name"], stage=None)
+    answer = json.loads(search_answer(seeded.db, ids, "next"))
+    assert answer == {"runs": run_messages(seeded.db, ids), "next_page_token": "next"}
+    odd = next(r for r in answer["runs"] if r["info"]["run_name"] == "odd-values")
+    assert "end_time" not in odd["info"] and "params" not in odd["data"]
+    assert {m["key"]: m["value"] for m in odd["data"]["metrics"]} == {
+        "nan": "NaN", "up": "Infinity", "down": "-Infinity", "third": 0.1 + 0.2, "tiny": 5e-324,
+        "big": 1.7976931348623157e308, "whole": 3.0}
+    assert odd["outputs"] == {"model_outputs": [{"model_id": model["info"]["model_id"], "step": 0}]}
+    assert sum(1 for r in answer["runs"] if r["inputs"]) == 4  # rf-1, svm-1, svm-2 and the deleted knn_1
+    assert json.loads(search_answer(seeded.db, [], None)) == {"runs": []}

@@ -17,8 +17,9 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, Executable, literal_column, select
 
+from mlkeep.compat.mlflow.id_lists import among, fetch
 from mlkeep.errors import InvalidInputError, UnsupportedError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.metadata.tables import datasets, links
@@ -34,7 +35,6 @@ CONTEXT_TAG = "mlflow.data.context"
 DEFAULT_RELATION = "input"
 MAX_RELATION = 32  # the width of links.relation
 FIELDS = ("name", "digest", "source_type", "source", "schema", "profile")
-_CHUNK = 500  # ids per IN (...): well under every database's limit on bound parameters
 
 
 def log_inputs(store: Store, run_id: str, inputs: Sequence[Mapping[str, Any]] | None) -> None:
@@ -90,24 +90,22 @@ def record_dataset(store: Store, described: Mapping[str, Any]) -> Dataset:
 
 
 # Built once: an expanding IN keeps SQLAlchemy from coercing every id of a page into its own literal.
-_INPUTS = (
-    select(links.c.dst_id, links.c.relation, datasets.c.name, datasets.c.fingerprint, datasets.c.location,
-           datasets.c.document)
-    .join(datasets, datasets.c.id == links.c.src_id)
-    .where(links.c.dst_id.in_(bindparam("ids", expanding=True)), links.c.src_kind == "dataset",
-           links.c.dst_kind == "run")
-    .order_by(datasets.c.creation_time, datasets.c.id, links.c.relation)
-)
+def _inputs(dialect: str) -> tuple[Executable, Sequence[str]]:
+    """The input datasets of a page of runs (a statement builder for `id_lists.fetch`)."""
+    return (select(links.c.dst_id, links.c.relation, datasets.c.name, datasets.c.fingerprint, datasets.c.location,
+                   datasets.c.document)
+            .join(datasets, datasets.c.id == links.c.src_id)
+            .where(among(links.c.dst_id, dialect), links.c.src_kind == literal_column("'dataset'"),
+                   links.c.dst_kind == literal_column("'run'"))
+            .order_by(datasets.c.creation_time, datasets.c.id, links.c.relation)), ["ids"]
 
 
-def inputs_of_runs(store: Store, run_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
-    """The DatasetInput messages of each run (runs without inputs are absent), in a query per 500 runs."""
+def inputs_of_runs(conn: Connection, ids: Any) -> dict[str, list[dict[str, Any]]]:
+    """The DatasetInput messages of each of the runs `ids` (an `id_lists.ids_value`; runs without inputs are
+    absent), in one query."""
     out: dict[str, list[dict[str, Any]]] = {}
-    with store.db.connect() as conn:
-        for i in range(0, len(run_ids), _CHUNK):
-            for run_id, relation, name, fingerprint, location, document in conn.execute(
-                    _INPUTS, {"ids": list(run_ids[i:i + _CHUNK])}):
-                out.setdefault(run_id, []).append(_message(relation, name, fingerprint, location, document))
+    for run_id, relation, name, fingerprint, location, document in fetch(conn, _inputs, ids):
+        out.setdefault(run_id, []).append(_message(relation, name, fingerprint, location, document))
     return out
 
 

@@ -20,8 +20,9 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, Executable, literal_column, select
 
+from mlkeep.compat.mlflow.id_lists import among, fetch, ids_value
 from mlkeep.compat.mlflow.messages import ARTIFACTS_SCHEME, RUNS_ROOT, key_values, model_folder, number
 from mlkeep.errors import InvalidInputError, NotFoundError, UnsupportedError
 from mlkeep.ids import new_id, now_ms
@@ -37,7 +38,6 @@ PENDING, READY, FAILED = "LOGGED_MODEL_PENDING", "LOGGED_MODEL_READY", "LOGGED_M
 STATUSES = {PENDING, READY, FAILED}
 ALGORITHM = "mlflow"
 _SEARCH_CLAUSE = re.compile(r"^\s*(?P<field>name|source_run_id)\s*=\s*(?P<q>['\"])(?P<value>.*?)(?P=q)\s*$", re.I)
-_CHUNK = 500  # run ids per IN (...)
 _SKLEARN_PICKLE = re.compile(r"^\s{2}sklearn:\s*$(?P<body>(?:\n\s{4}.*)*)", re.M)
 
 
@@ -177,22 +177,23 @@ def search(store: Store, experiment_ids: Sequence[str], filter_string: str | Non
 
 def of_run(store: Store, run_id: str) -> list[str]:
     """Ids of the LoggedModels a run produced."""
-    return of_runs(store, [run_id]).get(run_id, [])
-
-
-# Built once: an expanding IN keeps SQLAlchemy from coercing every id of a page into its own literal.
-_OF_RUNS = (select(models.c.run_id, models.c.id)
-            .where(models.c.run_id.in_(bindparam("ids", expanding=True)), models.c.id.startswith(ID_PREFIX))
-            .order_by(models.c.creation_time, models.c.id))
-
-
-def of_runs(store: Store, run_ids: Sequence[str]) -> dict[str, list[str]]:
-    """Ids of the LoggedModels each run produced (runs without any are absent), oldest first."""
-    out: dict[str, list[str]] = {}
     with store.db.connect() as conn:
-        for i in range(0, len(run_ids), _CHUNK):
-            for run_id, model_id in conn.execute(_OF_RUNS, {"ids": list(run_ids[i:i + _CHUNK])}):
-                out.setdefault(run_id, []).append(model_id)
+        return of_runs(conn, ids_value(conn.dialect.name, [run_id])).get(run_id, [])
+
+
+def _of_runs(dialect: str) -> tuple[Executable, Sequence[str]]:
+    """The logged models of a page of runs (a statement builder for `id_lists.fetch`)."""
+    return (select(models.c.run_id, models.c.id)
+            .where(among(models.c.run_id, dialect), models.c.id.like(literal_column(f"'{ID_PREFIX}%'")))
+            .order_by(models.c.creation_time, models.c.id)), ["ids"]
+
+
+def of_runs(conn: Connection, ids: Any) -> dict[str, list[str]]:
+    """Ids of the LoggedModels each of the runs `ids` (an `id_lists.ids_value`) produced (runs without any are
+    absent), oldest first, in one query."""
+    out: dict[str, list[str]] = {}
+    for run_id, model_id in fetch(conn, _of_runs, ids):
+        out.setdefault(run_id, []).append(model_id)
     return out
 
 

@@ -9,7 +9,7 @@ handed to a client points into the `mlflow-artifacts` proxy under the run:
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from mlkeep.lifecycle.entities import ModelVersion, RegisteredModel
@@ -57,35 +57,21 @@ def experiment(e: Experiment) -> dict[str, Any]:
 
 
 def run_info(r: Run) -> dict[str, Any]:
+    return run_info_of(r.id, r.name, r.experiment_id, r.creator, r.status, r.start_time, r.end_time,
+                       r.lifecycle_stage)
+
+
+def run_info_of(run_id: str, name: str, experiment_id: str, creator: str | None, status: str, start_time: int,
+                end_time: int | None, lifecycle_stage: str) -> dict[str, Any]:
+    """A RunInfo message from a run's fields (a row of `runs`, or a `Run`)."""
     info: dict[str, Any] = {
-        "run_id": r.id, "run_uuid": r.id, "run_name": r.name, "experiment_id": r.experiment_id,
-        "user_id": r.creator or "", "status": r.status, "start_time": r.start_time,
-        "artifact_uri": run_artifact_uri(r.id), "lifecycle_stage": r.lifecycle_stage,
+        "run_id": run_id, "run_uuid": run_id, "run_name": name, "experiment_id": experiment_id,
+        "user_id": creator or "", "status": status, "start_time": start_time,
+        "artifact_uri": run_artifact_uri(run_id), "lifecycle_stage": lifecycle_stage,
     }
-    if r.end_time is not None:
-        info["end_time"] = r.end_time
+    if end_time is not None:
+        info["end_time"] = end_time
     return info
-
-
-def run(r: Run, inputs: Iterable[dict[str, Any]] = (), outputs: Iterable[str] = ()) -> dict[str, Any]:
-    """A Run message; `inputs` are DatasetInput messages, `outputs` ids of models the run logged.
-
-    Empty lists are left out, as protobuf's JSON leaves them out: a search page is smaller to send and parse.
-    """
-    data: dict[str, Any] = {}
-    if r.metrics:
-        data["metrics"] = [{"key": m.key, "value": number(m.value), "timestamp": m.timestamp, "step": m.step}
-                           for m in r.metrics.values()]
-    if r.params:
-        data["params"] = key_values(r.params)
-    if r.tags:
-        data["tags"] = key_values(r.tags)
-    dataset_inputs, model_outputs = list(inputs), [{"model_id": m, "step": 0} for m in outputs]
-    return {
-        "info": run_info(r), "data": data,
-        "inputs": {"dataset_inputs": dataset_inputs} if dataset_inputs else {},
-        "outputs": {"model_outputs": model_outputs} if model_outputs else {},
-    }
 
 
 def metric(m: Metric, run_id: str) -> dict[str, Any]:

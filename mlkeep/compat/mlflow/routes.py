@@ -26,10 +26,11 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlkeep import errors
 from mlkeep.compat.mlflow import artifacts, datasets, filters, logged_models, messages, registry, tracking
+from mlkeep.compat.mlflow.run_messages import run_messages, search_answer
 from mlkeep.server.app import CTX
 from mlkeep.store import Store
 from mlkeep.tracking import experiments, runs
-from mlkeep.tracking.entities import Run
+from mlkeep.tracking.search import search_run_ids
 
 log = logging.getLogger(__name__)
 API = "/api/2.0/mlflow"
@@ -241,26 +242,18 @@ def delete_experiment_tag(store: WRITE, body: BODY) -> Any:
 
 
 # -- runs -------------------------------------------------------------------------------------------------
-def _run_messages(store: Store, found: list[Run]) -> list[dict[str, Any]]:
-    """Run messages with their datasets and logged models, read for the whole page at once."""
-    ids = [r.id for r in found]
-    inputs, outputs = datasets.inputs_of_runs(store, ids), logged_models.of_runs(store, ids)
-    return [messages.run(r, inputs.get(r.id, ()), outputs.get(r.id, ())) for r in found]
-
-
-def _run_message(store: Store, run_id: str) -> dict[str, Any]:
-    return _run_messages(store, [store.get_run(run_id)])[0]
-
-
 @router.post(f"{API}/runs/create")
 def create_run(store: WRITE, body: BODY) -> Any:
-    # A new run has no datasets or logged models yet: its message needs no more than the run.
-    return {"run": messages.run(store.get_run(tracking.create_run(store, body)))}
+    return {"run": run_messages(store.db, [tracking.create_run(store, body)], new=True)[0]}
 
 
 @router.get(f"{API}/runs/get")
 def get_run(store: READ, body: BODY) -> Any:
-    return {"run": _run_message(store, _need(body, "run_id", "run_uuid"))}
+    run_id = _need(body, "run_id", "run_uuid")
+    found = run_messages(store.db, [run_id])
+    if not found:
+        runs.require_run(store.db, run_id)  # raises NotFoundError, worded as mlkeep words it
+    return {"run": found[0]}
 
 
 @router.post(f"{API}/runs/update")
@@ -340,14 +333,14 @@ def log_model_history(store: WRITE, body: BODY) -> Any:
 
 @router.post(f"{API}/runs/search")
 def search_runs(store: READ, body: BODY) -> Any:
-    ids = [tracking.experiment(store, e).id for e in _list(body.get("experiment_ids"))]
+    ids = [tracking.experiment_id(store, e) for e in _list(body.get("experiment_ids"))]
     size = filters.page_size(body.get("max_results"), 1000, MAX_RUNS_PAGE)
     offset = filters.offset_of(body.get("page_token"))
-    found = store.search_runs(filters.run_filter(body.get("filter")),
-                              filters.order_by(_list(body.get("order_by"))), limit=offset + size + 1,
-                              experiments=ids or None, stage=filters.view_stage(body.get("run_view_type")))
+    found = search_run_ids(store.db, filters.run_filter(body.get("filter")),
+                           order_by=filters.order_by(_list(body.get("order_by"))), limit=offset + size + 1,
+                           experiments=ids or None, stage=filters.view_stage(body.get("run_view_type")))
     chunk, token = filters.page(found, offset, size)
-    return {"runs": _run_messages(store, chunk), **({"next_page_token": token} if token else {})}
+    return Response(search_answer(store.db, chunk, token), media_type="application/json")
 
 
 @router.get(f"{API}/metrics/get-history")

@@ -44,6 +44,15 @@ def experiment(store: Store, experiment_id: str) -> Experiment:
     return store.get_experiment(str(experiment_id))
 
 
+def experiment_id(store: Store, experiment_id: str) -> str:
+    """The mlkeep id MLflow's experiment id stands for, without reading the experiment: "0" is the default
+    experiment (made on first use), any other id is itself. For calls whose own query checks it (a search
+    restricted to unknown experiments raises `NotFoundError`), reading it first would cost a round trip."""
+    if str(experiment_id) == DEFAULT_EXPERIMENT_ID:
+        return experiment(store, experiment_id).id
+    return str(experiment_id)
+
+
 def pairs(items: Sequence[Mapping[str, Any]] | None, what: str) -> dict[str, str]:
     """`[{"key": k, "value": v}]` as a dict (a value may be absent, as protobuf drops empty strings)."""
     out = {}
