@@ -20,7 +20,7 @@ branch_labels = None
 depends_on = None
 
 # (table, old index, its columns, new index, its columns); old None: the new index is an addition.
-CHANGES = [
+CHANGES: list[tuple[str, str | None, list[str] | None, str, list[str]]] = [
     ('params', 'ix_params_key_value', ['key', 'value'], 'ix_params_key_value_run', ['key', 'value', 'run_id']),
     ('tags', 'ix_tags_key_value', ['key', 'value'], 'ix_tags_key_value_run', ['key', 'value', 'run_id']),
     ('latest_metrics', 'ix_latest_metrics_key_value', ['key', 'value'], 'ix_latest_metrics_key_value_run',
@@ -41,5 +41,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table, old, old_columns, new, _ in reversed(CHANGES):
         if old is not None:
-            op.create_index(old, table, old_columns, unique=False)
+            op.create_index(old, table, old_columns or [], unique=False)
         op.drop_index(new, table_name=table)
