@@ -9,6 +9,11 @@ from pathlib import Path
 
 import pytest
 
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # `make test` runs one worker per core: a second OpenMP thread per worker only spins waiting for a core
+    # (a CNN capture test took 29 s in the suite and 4 s alone). Set before anything imports torch.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
 import mlkeep
 from mlkeep.store import Store
 
