@@ -66,6 +66,30 @@ def compress(data: bytes | memoryview | np.ndarray, level: int, planes: bool = F
     return comp.compress(data)  # type: ignore[no-any-return]
 
 
+_MAGIC = b"\x28\xb5\x2f\xfd"
+# Frame header descriptor: an 8-byte content size, not single-segment; then a window of 128 KiB (2**(10+7)),
+# which bounds blocks to 128 KiB and never asks a decoder for more memory than that.
+_FRAME_HEAD = _MAGIC + bytes([0xC0, 7 << 3])
+_BLOCK = 1 << 17
+
+
+def raw_frame(parts: list[bytes | memoryview]) -> bytes:
+    """A zstd frame whose content is `parts` back to back, stored as raw blocks (no compression).
+
+    For content compressed already (byte planes) or incompressible (their
+    low mantissa bytes): zstd even at its fastest level searched it for
+    matches and, with the join before, cost as much as compressing the
+    planes; this is one copy. Any zstd decoder reads it.
+    """
+    pieces: list[bytes | memoryview] = [_FRAME_HEAD, sum(len(p) for p in parts).to_bytes(8, "little")]
+    blocks = [memoryview(p)[i : i + _BLOCK] for p in parts for i in range(0, len(p), _BLOCK)]
+    for i, block in enumerate(blocks):  # block header: size << 3 | type raw (0) << 1 | last
+        pieces += [(len(block) << 3 | (i == len(blocks) - 1)).to_bytes(3, "little"), block]
+    if not blocks:
+        pieces.append((1).to_bytes(3, "little"))  # one empty last block
+    return b"".join(pieces)
+
+
 def decompress(data: bytes | memoryview) -> bytes:
     """The content of a zstd frame; `CorruptObjectError` when it is not one."""
     dec = getattr(_local, "decompressor", None)

@@ -18,8 +18,8 @@ compressed on its own or kept raw when compressing does not make it smaller
 (format ``MKT2``). Planes differ: the high plane of a fine-tuning delta shrinks
 to under 1%, the low two do not shrink at all, and trying zstd on a plane of
 noise costs a fraction of what compressing the whole chunk in one frame did
-(which also compressed worse). The object store's own zstd frame around the
-content then finds nothing left to do, cheaply. The header names the
+(which also compressed worse). The object store's zstd frame around the
+content then holds it as raw blocks (`blobs.raw_frame`). The header names the
 encoding, the plane width, the raw length, the hash of the decoded chunk and
 the object id of the delta base, so an object decodes unambiguously on its
 own and every decode can be checked against the hash it promises.
@@ -148,8 +148,15 @@ def read_header_prefix(data: bytes | memoryview) -> ChunkHeader:
 
 def pack(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, raw_id: str, hash: str,
          base_oid: str | None, level: int | None, keep_raw: Collection[int] = ()) -> bytes:
-    """An encoded chunk object's content (format 2, or 3 with joined low planes): header, plane table, each
-    plane compressed or raw.
+    """`pack_parts` joined: an encoded chunk object's content."""
+    return b"".join(pack_parts(encoding, raw, base, width, raw_id, hash, base_oid, level, keep_raw))
+
+
+def pack_parts(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, raw_id: str, hash: str,
+               base_oid: str | None, level: int | None, keep_raw: Collection[int] = ()) -> list[bytes | memoryview]:
+    """An encoded chunk object's content in pieces: the header with its plane table (format 2, or 3 with joined
+    low planes), then each plane compressed or raw. Raw pieces are views of this thread's scratch buffer, so
+    they are joined (or framed, `blobs.raw_frame`) before the thread packs again.
 
     `level` None keeps every plane raw without trying zstd; so do the planes
     numbered in `keep_raw`, which a sample showed to be noise (the low
@@ -160,13 +167,13 @@ def pack(encoding: str, raw: np.ndarray, base: np.ndarray | None, width: int, ra
     """
     raw_planes = set(range(width)) if level is None else set(keep_raw)
     joined = max([j for j in (2, 4) if j < width and raw_planes.issuperset(range(j))], default=1)
-    buf = _scratch(3, len(raw))  # joined into the object below, before anyone else can reuse it
+    buf = _scratch(3, len(raw))  # raw parts are views of it: join them before this thread packs again
     encode_into(encoding, raw, base, width, buf, joined)
     rows = split_parts(buf, width, joined)
     parts = [memoryview(rows[0]) if joined > 1 else _part(rows[0], 0, level, raw_planes)]  # type: ignore[arg-type]
     parts += [_part(row, joined + i, level, raw_planes) for i, row in enumerate(rows[1:])]
     header = ChunkHeader(encoding, width, len(raw), raw_id, base_oid, hash, tuple(len(p) for p in parts), joined)
-    return b"".join([header.pack(), *parts])
+    return [header.pack(), *parts]
 
 
 def _part(plane: np.ndarray, index: int, level: int | None, raw_planes: set[int]) -> bytes | memoryview:

@@ -39,7 +39,7 @@ import numpy as np
 from mlkeep.errors import CorruptObjectError, InvalidInputError, NotFoundError
 from mlkeep.objects.store import ObjectStore
 from mlkeep.tensors import codecs, packs
-from mlkeep.tensors.blobs import ChunkObjects, compress
+from mlkeep.tensors.blobs import ChunkObjects, compress, raw_frame
 from mlkeep.tensors.chains import MAX_CHAIN, ChainDecoder
 from mlkeep.tensors.chunks import DEFAULT_HASH, chunk_id, chunk_size, spans, tensor_digest
 from mlkeep.tensors.dtypes import TensorLike, as_bytes, from_bytes, item_size, plane_width
@@ -226,7 +226,7 @@ class TensorStore:
         policy = policy or self.policy
         jobs, changed, limit = self._prepare(tensors, parent_tree, policy)
         self._encode_all(jobs, changed, limit, policy)
-        tree_id = self._put_meta(Tree.of({job.name: self._manifest(job) for job in jobs}).to_bytes())
+        tree_id = self._put_tree_object(Tree.of({job.name: self._manifest(job) for job in jobs}))
         self._count(trees=1, tensors=len(jobs))
         return tree_id
 
@@ -378,7 +378,7 @@ class TensorStore:
         for job in jobs:
             job.refs = [ref if ref is not None else done[cid] for ref, cid in zip(job.refs, job.ids)]
         kept = sum(r.nbytes * (r.depth + 1) for job in jobs for r in job.refs if r is not None and r.encoding != codecs.RECIPE)
-        tree_id = self._put_meta(Tree.of({job.name: self._manifest(job) for job in jobs}).to_bytes())
+        tree_id = self._put_tree_object(Tree.of({job.name: self._manifest(job) for job in jobs}))
         self._count(trees=1, tensors=len(jobs))
         return RecipeTree(tree_id, sum(len(v[2]) for v in changed.values()), estimated, kept + decoded)
 
@@ -423,8 +423,13 @@ class TensorStore:
     @staticmethod
     def _pack(o: _Option, raw: np.ndarray, base: np.ndarray | None, cid: str, algorithm: str,
               policy: StoragePolicy, keep_raw: frozenset[int] = frozenset()) -> bytes:
-        return codecs.pack(o.encoding, raw, base, o.width, cid, algorithm, o.base, None if o.flat else policy.level,
-                           keep_raw)
+        return b"".join(TensorStore._parts(o, raw, base, cid, algorithm, policy, keep_raw))
+
+    @staticmethod
+    def _parts(o: _Option, raw: np.ndarray, base: np.ndarray | None, cid: str, algorithm: str,
+               policy: StoragePolicy, keep_raw: frozenset[int] = frozenset()) -> list[bytes | memoryview]:
+        return codecs.pack_parts(o.encoding, raw, base, o.width, cid, algorithm, o.base,
+                                 None if o.flat else policy.level, keep_raw)
 
     def _encode_chunk(
         self, cid: str, raw: np.ndarray, parent: ChunkRef | None, job: _Job, limit: int, policy: StoragePolicy
@@ -437,18 +442,21 @@ class TensorStore:
         if reused is not None:
             o, choice = reused
             keep_raw = choice.keep_raw
-            logical = self._pack(o, raw, self._base_raw(o.base, n) if o.base else None, cid, job.hash, policy, keep_raw)
-            if not choice.pays(len(logical) / n, policy):
+            parts = self._parts(o, raw, self._base_raw(o.base, n) if o.base else None, cid, job.hash, policy, keep_raw)
+            if not choice.pays(sum(len(p) for p in parts) / n, policy):
                 choice = None  # the tensor changed its ways (a reset layer, a jump): plan this chunk afresh
         if choice is None:
             options, bases, encoded, _, k, noise = self._plan_chunk(cid, raw, parent, job, limit, policy)
             o, keep_raw = options[k], noise.get(k, frozenset())
-            logical = encoded.get(k) or self._pack(o, raw, bases[o.base] if o.base else None, cid, job.hash, policy,
-                                                   keep_raw)
-        # The planes inside are compressed already: the object store's frame only wraps them, at zstd's
-        # fastest setting (level 1 took six times longer here, to save nothing).
-        packed = compress(logical, _WRAP_LEVEL)
-        oid = hashlib.sha256(logical).hexdigest()
+            parts = [encoded[k]] if k in encoded else self._parts(o, raw, bases[o.base] if o.base else None, cid,
+                                                                  job.hash, policy, keep_raw)
+        digest = hashlib.sha256()
+        for part in parts:
+            digest.update(part)
+        oid, size = digest.hexdigest(), sum(len(p) for p in parts)
+        # Byte planes are compressed already (or noise): the object store's frame holds them as raw blocks. A flat
+        # chunk is the tensor's bytes as they are, where zstd's fastest setting still finds runs (of zeros).
+        packed = compress(b"".join(parts), _WRAP_LEVEL) if o.flat else raw_frame(parts)
         if self.blobs.cache_bytes and o.depth < max(limit, 1):
             # Only a chunk a later delta may stand on is cached: one at the chain's end never is a base (its
             # successor deltas against the root), and caching it would evict the roots the next tree needs.
@@ -458,7 +466,7 @@ class TensorStore:
         if parent is not None and parent.depth >= 1 and o.base is not None:
             # Against a full parent, "the parent" and "the chain's root" are one object: which the planner
             # meant shows only in the next version, so only a choice made on a delta parent is remembered.
-            self._remember_choice(oid, o, o.base == parent.root, keep_raw, len(logical) / n, choice, policy)
+            self._remember_choice(oid, o, o.base == parent.root, keep_raw, size / n, choice, policy)
         write = self._io_executor().submit(self._write_chunk, oid, packed, n)
         return ChunkRef(cid, oid, o.encoding, o.base, o.root or oid, o.depth, len(packed), n), write
 
@@ -502,6 +510,13 @@ class TensorStore:
         refs = tuple(r for r in job.refs if r is not None)
         return TensorManifest(job.dtype, job.shape, len(job.data), job.chunk_bytes, tensor_digest(job.ids, job.hash),
                               refs, job.hash)
+
+    def _put_tree_object(self, tree: Tree) -> str:
+        """Store a tree object and keep it parsed: the next version's commit reads it as its parent (parsing
+        a MiniLM tree's JSON took longer than writing it)."""
+        tree_id = self._put_meta(tree.to_bytes())
+        self._cache_tree(tree_id, tree)
+        return tree_id
 
     def _put_meta(self, data: bytes) -> str:
         oid = hashlib.sha256(data).hexdigest()
@@ -691,11 +706,14 @@ class TensorStore:
                 tree = Tree.from_bytes(self.objects.get_bytes(tree_id))
             except NotFoundError:
                 raise NotFoundError(f"Tensor tree {tree_id} is not in the object store.") from None
-            with self._lock:
-                self._tree_cache[tree_id] = tree  # objects never change: a tree read once is the tree
-                while len(self._tree_cache) > 64:
-                    self._tree_cache.popitem(last=False)
+            self._cache_tree(tree_id, tree)
         return tree
+
+    def _cache_tree(self, tree_id: TreeId, tree: Tree) -> None:
+        with self._lock:
+            self._tree_cache[tree_id] = tree  # objects never change: a tree read or written once is the tree
+            while len(self._tree_cache) > 64:
+                self._tree_cache.popitem(last=False)
 
     def _decode_all(self, items: list[tuple[ChunkRef, str, np.ndarray]], use_cache: bool,
                     touched: set[str] | None) -> None:

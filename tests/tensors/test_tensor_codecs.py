@@ -10,6 +10,7 @@ from hypothesis.extra import numpy as hnp
 
 from mlkeep.errors import CorruptObjectError
 from mlkeep.tensors import codecs
+from mlkeep.tensors.blobs import decompress, raw_frame
 from mlkeep.tensors.chunks import BLAKE3, SHA256, chunk_id
 from mlkeep.tensors.dtypes import as_bytes, plane_width
 
@@ -213,3 +214,17 @@ def test_a_plane_table_that_does_not_fit_is_corrupt() -> None:
     logical = codecs.pack(codecs.FULL, raw, None, 1, chunk_id(raw), BLAKE3, None, 1)
     with pytest.raises(CorruptObjectError):
         codecs.read_header(logical[:80] + b"\xff" + logical[81:])  # names more bytes than there are
+
+
+@pytest.mark.parametrize("sizes", [[], [0], [5], [131072], [131073, 7, 300000], [0, 200000, 0]])
+def test_raw_frames_are_standard_zstd_frames_of_their_parts(sizes: list[int]) -> None:
+    import zstandard
+
+    rng = np.random.default_rng(len(sizes))
+    parts = [rng.integers(0, 256, n, dtype=np.uint8).tobytes() for n in sizes]
+    frame = raw_frame([memoryview(p) for p in parts])
+    assert zstandard.frame_content_size(frame) == sum(sizes)
+    assert zstandard.ZstdDecompressor().decompress(frame) == b"".join(parts) == decompress(frame)
+    if sizes and sum(sizes):  # zstandard answers an empty frame from its header alone
+        with pytest.raises(CorruptObjectError):
+            decompress(frame[:-1])

@@ -340,3 +340,19 @@ def test_a_sampled_delta_keeps_its_noise_planes_raw_and_checks_out_bit_exact(obj
             assert header.stored[3] < ref.nbytes // 40  # sign and exponent: compressed
     with TensorStore(objects) as cold:
         assert all(same(w1[k], v) for k, v in cold.get_tree(t1).items())
+
+
+def test_delta_objects_are_raw_block_zstd_frames_the_object_store_reads_and_verifies(
+        objects: ObjectStore, tensors: TensorStore) -> None:
+    """Delta objects hold compressed planes, so they are framed as raw zstd blocks without compressing again:
+    still ordinary objects, which the object store reads and checks against their ids."""
+    from mlkeep.tensors import codecs
+
+    w0 = weights()
+    t1 = tensors.put_tree(nudge(w0, 1), tensors.put_tree(w0))
+    deltas = {ref.obj for ref in tensors.manifests(t1)["layer.weight"].chunks if ref.encoding != codecs.FULL}
+    assert deltas
+    for oid in deltas:
+        assert objects.verify(oid)
+        assert codecs.read_header(objects.get_bytes(oid)).base is not None
+    assert same(nudge(w0, 1)["layer.weight"], TensorStore(objects).get_tensor(t1, "layer.weight"))
