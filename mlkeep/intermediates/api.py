@@ -14,7 +14,7 @@ import time
 from collections.abc import Mapping, Sequence
 from contextlib import nullcontext
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, Literal, overload
 
 import numpy as np
 
@@ -23,6 +23,7 @@ from mlkeep.ids import new_id, now_ms
 from mlkeep.intermediates import capture as cap
 from mlkeep.intermediates import costmodel, gram, labels, queries, records, recompute, stagemaps, storage
 from mlkeep.intermediates.codecs import Codec, parse_codec
+from mlkeep.intermediates.codes import Codes
 from mlkeep.intermediates.compute import blas_threads
 from mlkeep.intermediates.costmodel import Costs, Decision
 from mlkeep.intermediates.dedup import SimilarIndex
@@ -30,11 +31,11 @@ from mlkeep.intermediates.entities import STORED, VIRTUAL, Intermediate
 from mlkeep.intermediates.layout import BLOCK_ROWS, CHUNK_BYTES, Layout, select_cols, select_rows
 from mlkeep.metadata import Database
 from mlkeep.objects import ObjectStore
+from mlkeep.objects.store import Staging as ObjectStaging
 from mlkeep.tensors import TensorStore
 
 SOURCES = ("auto", "read", "rerun")
 DEFAULT_THRESHOLD = 1.0  # seconds saved per GB stored
-_DEFAULT_READ_RATE = 1e-9  # s/byte, until a read is measured
 _MANIFESTS = 256  # manifests a query engine keeps parsed
 
 
@@ -97,22 +98,33 @@ class Intermediates:
         names = cap.resolve_layers(runnable, layers)
         codecs = self._codecs(codec, names)
         n = cap.n_rows(X)
-        # A warm-up on two rows gives the shapes, to check the codecs before any work.
-        shapes = cap.run(runnable, cap.take_rows(X, slice(0, 2)), names, lambda *a: None, batch_size=2).shapes
+        # A warm-up on two rows gives the shapes, to check the codecs before any work, and the outputs that
+        # tell which layers are an element-wise function of the one before (a ReLU of its convolution).
+        warm: dict[str, np.ndarray] = {}
+
+        def keep(layer: str, _start: int, values: np.ndarray) -> None:
+            warm.setdefault(layer, values)
+
+        shapes = cap.run(runnable, cap.take_rows(X, slice(0, 2)), names, keep, batch_size=2).shapes
         for layer in names:
             codecs[layer].out_shape(shapes[layer])  # CodecMismatchError before any work
         # A pipeline stage's chunks may be kept as deltas against the stage before (its input). Not a
         # network's layers: there, trying that costs more capture time than the bytes it saves are worth.
         chained = cap.framework(runnable) == "sklearn"
+        activations = {} if chained else stagemaps.for_network(warm)  # a network's ReLU: kept as a MAP of its input
+        staging = self.objects.staging()  # every chunk and manifest of the capture made durable at once
         sink = storage.ChunkSink(self.objects, write=store, workers=self.workers, dedup=dedup,
                                  index=self._index() if dedup != "exact" else None, tolerance=tolerance or 0.0,
-                                 dictionary=chained)
+                                 dictionary=chained, map_level=storage.MAP_LEVEL if chained else storage.LEVEL,
+                                 staging=staging)
         writers: dict[str, storage.LayerWriter] = {}
         for layer in names:
+            before, program = activations.get(layer, (None, None))
+            if chained:
+                before, program = (names[len(writers) - 1] if writers else None), stagemaps.for_layer(runnable, layer)
             writers[layer] = storage.LayerWriter(
                 sink, codecs[layer], n, block_rows=self.block_rows, chunk_bytes=self.chunk_bytes,
-                parent=writers[names[len(writers) - 1]] if chained and writers else None,
-                program=stagemaps.for_layer(runnable, layer) if chained else None)
+                parent=writers.get(before) if before is not None else None, program=program)
 
         def part(rows: slice) -> cap.RunTimes:
             def emit(layer: str, start: int, values: np.ndarray) -> None:
@@ -132,13 +144,17 @@ class Intermediates:
             if sample < n:
                 part(slice(sample, n))
             results = {layer: w.finish() for layer, w in writers.items()}
+            capture_id, prefix = new_id(), name or f"{repository.name}@{commit.id[:8]}"
+            label_oid = labels.put(self.objects, y) if store else None  # per-class queries read these
+            measured = records.read_rates(self.db)  # the store's throughput, as queries measured it
+            items = [self._record(capture_id, f"{prefix}:{layer}", layer, repository.name, commit.id, ds.id,
+                                  codecs[layer], results[layer], probe, sample, t_load, t_data, n, batch_size,
+                                  skeleton, staging if store else None, cap.framework(runnable), recomputable,
+                                  costmodel.read_estimate(measured, str(codecs[layer])), label_oid) for layer in names]
+            staging.publish()  # the chunks, then the manifests naming them: durable before any record names them
         finally:
             sink.close()
-        capture_id, prefix = new_id(), name or f"{repository.name}@{commit.id[:8]}"
-        label_oid = labels.put(self.objects, y) if store else None  # per-class queries read these, not the dataset
-        items = [self._record(capture_id, f"{prefix}:{layer}", layer, repository.name, commit.id, ds.id, codecs[layer],
-                              results[layer], probe, sample, t_load, t_data, n, batch_size, skeleton, store,
-                              cap.framework(runnable), recomputable, label_oid) for layer in names]
+            staging.discard()
         records.insert(self.db, items)
         return {i.layer: i for i in items}
 
@@ -206,14 +222,16 @@ class Intermediates:
         """Per column, mean |a − b| between two intermediates of the same rows and columns (e.g. two versions)."""
         ia, ib = self._pair(a, b)
         cols = select_cols(_layout(ia), columns)
-        return queries.col_diff(self._values(ia, None, cols, source), self._values(ib, None, cols, source))
+        return queries.col_diff(self._values(ia, None, cols, source, paired=True),
+                                self._values(ib, None, cols, source, paired=True))
 
     def row_diff(self, a: Intermediate | str, b: Intermediate | str, rows: Any = None, *,
                  source: str = "auto") -> np.ndarray:
         """Per row, the Euclidean distance between the two intermediates' representations of it."""
         ia, ib = self._pair(a, b)
         sel = select_rows(_layout(ia), rows)
-        return queries.row_diff(self._values(ia, sel, None, source), self._values(ib, sel, None, source))
+        return queries.row_diff(self._values(ia, sel, None, source, paired=True),
+                                self._values(ib, sel, None, source, paired=True))
 
     def corr(self, intermediate: Intermediate | str, columns: Any = None, *, source: str = "auto") -> np.ndarray:
         """Pearson correlation matrix between the selected columns (neurons)."""
@@ -231,15 +249,18 @@ class Intermediates:
         if ia.n_rows != ib.n_rows:
             raise InvalidInputError(f"Similarity needs the same rows: {ia.n_rows} vs {ib.n_rows}.")
         sel = select_rows(_layout(ia), rows)
-        va = self._values(ia, sel, None, source, order="F")
+        # a whole layer stored as 8-bit codes may be taken as its codes (CKA's cross term runs on them)
+        codes = method == "cka" and sel is None
+        va = self._values(ia, sel, None, source, order="F", codes=codes, paired=True)
         read_a = self.last_source == "read"
-        vb = va if ib.id == ia.id else self._values(ib, sel, None, source, order="F")  # against itself: read once
+        vb = va if ib.id == ia.id else self._values(ib, sel, None, source, order="F", codes=codes,  # read once
+                                                      paired=True)
         read_b = self.last_source == "read"
         with blas_threads():
             if method == "svcca":
                 return queries.svcca(va, vb)
             # a self term kept for the stored values applies to a whole-layer read of them
-            known = [gram.cached(i) if whole else None for i, whole in ((ia, read_a and sel is None),
+            known = [gram.find(self.db, i) if whole else None for i, whole in ((ia, read_a and sel is None),
                                                                        (ib, read_b and sel is None))]
             # va and vb were read (or recomputed) for this answer alone: centred in place
             value, *terms = queries.cka_and_self_terms(va, vb, (known[0], known[1]), overwrite=True)
@@ -293,10 +314,24 @@ class Intermediates:
         records.delete(self.db, records.get(self.db, intermediate))
 
     # ------------------------------------------------------------------ internals
+    @overload
+    def _values(self, inter: Intermediate, rows: np.ndarray | None, cols: np.ndarray | None, source: str, *,
+                order: str = "C", codes: Literal[False] = False, paired: bool = False) -> np.ndarray: ...
+
+    @overload
+    def _values(self, inter: Intermediate, rows: np.ndarray | None, cols: np.ndarray | None, source: str, *,
+                order: str = "C", codes: bool, paired: bool = False) -> np.ndarray | Codes: ...
+
     def _values(self, inter: Intermediate, rows: np.ndarray | None, cols: np.ndarray | None,
-                source: str, *, order: str = "C") -> np.ndarray:
+                source: str, *, order: str = "C", codes: bool = False, paired: bool = False) -> np.ndarray | Codes:
         """The selected values, read (laid out in `order` when read) or recomputed as the cost model says,
-        the query counted in the record."""
+        the query counted in the record. With `codes`, every row read from a layer stored as 8-bit codes
+        comes back as its `Codes`, not decoded (the read rate stays that of decoding reads).
+
+        With `source="auto"` a query reads or re-runs, whichever the cost model finds faster: re-running gives
+        the exact values, of which a lossy codec's stored ones are an approximation. A `paired` query (one
+        side of a comparison) reads stored lossy values whatever the cost, so both sides are alike: a frozen
+        layer compares equal to itself, never a fresh pass against its quantized copy."""
         if source not in SOURCES:
             raise InvalidInputError(f"source is one of {', '.join(SOURCES)}, not {source!r}.")
         recorded = costs = records.costs_of(inter)
@@ -304,10 +339,9 @@ class Intermediates:
         manifest = self._manifest(inter.manifest) if inter.stored and inter.manifest else None
         nbytes = storage.chunks_bytes(manifest, rows, cols)[1] if manifest else 0
         choice = source if source != "auto" else costmodel.source(costs, manifest is not None, n, nbytes)
-        # Stored values that were quantized differ from a fresh forward pass; reading them keeps an
-        # answer independent of the cost model's choice (a frozen layer compares equal to itself).
+        lossy = manifest is not None and parse_codec(manifest["codec"]).value != "exact"
         if source == "auto" and manifest is not None and (
-                not inter.document.get("recomputable", True) or parse_codec(manifest["codec"]).value != "exact"):
+                not inter.document.get("recomputable", True) or paired and lossy):
             choice = "read"
         if choice == "read" and manifest is None:
             raise InvalidInputError(f"Intermediate {inter.name} is not stored; query it with source='rerun' or 'auto'.")
@@ -319,7 +353,9 @@ class Intermediates:
                 if manifest is None or source == "rerun":
                     raise
                 choice = "read"
-        if choice == "read":
+        held = storage.read_codes(self.objects, manifest, cols, pool=self._read_pool()) if (  # type: ignore[arg-type]
+            choice == "read" and codes and rows is None) else None
+        if choice == "read" and held is None:
             t0 = time.perf_counter()
             values = storage.read(self.objects, manifest, rows, cols, workers=self.workers,  # type: ignore[arg-type]
                                   pool=self._read_pool(), order=order)
@@ -330,7 +366,7 @@ class Intermediates:
             fresh = records.get(self.db, inter.id)
             if costmodel.decide(fresh, records.costs_of(fresh), self.threshold).action == "materialize":
                 self._store(fresh, values, pooled=True)
-        return values
+        return values if held is None else held
 
     def _rerun(self, inter: Intermediate, rows: np.ndarray | None, *, costs: Costs | None = None,
                pooled: bool = True) -> tuple[np.ndarray, Costs]:
@@ -433,11 +469,14 @@ class Intermediates:
     def _record(self, capture_id: str, name: str, layer: str, repository: str, commit_id: str, dataset_id: str,
                 codec: Codec, result: storage.WriteResult, times: cap.RunTimes, timed_rows: int, t_load: float,
                 t_data: float,
-                n: int, batch_size: int, skeleton: str | None, stored: bool, framework: str,
-                recomputable: bool, label_oid: str | None = None) -> Intermediate:
+                n: int, batch_size: int, skeleton: str | None, staging: ObjectStaging | None, framework: str,
+                recomputable: bool, read_estimate: tuple[float, float], label_oid: str | None = None) -> Intermediate:
+        """The record of one captured layer; its manifest staged in `staging` (None: not stored). The read
+        figures are `read_estimate` (seconds per stored byte, seconds to open) until a query measures them."""
         layout = Layout.from_dict(result.manifest["layout"])
-        manifest = storage.put_manifest(self.objects, result.manifest) if stored else None
-        read_rate, t_open = self._measure_read(result.manifest, manifest) if stored else (_DEFAULT_READ_RATE, 0.0)
+        stored = staging is not None
+        manifest = storage.put_manifest(staging, result.manifest) if staging is not None else None
+        read_rate, t_open = read_estimate
         t_fwd = times.upto.get(layer, times.total) + times.taking.get(layer, 0.0)
         costs = Costs(t_model_load=t_load, t_data_load=t_data, t_fwd_row=t_fwd / max(timed_rows, 1),
                       read_rate=read_rate, t_open=t_open, stored_bytes=result.stored_bytes, n_rows=n)
@@ -454,16 +493,6 @@ class Intermediates:
             n_queries=0, t_rerun=costs.t_rerun(), t_read=costs.t_read(), creation_time=now_ms(),
             framework=framework, document=doc,
         )
-
-    def _measure_read(self, manifest: dict[str, Any], oid: str | None) -> tuple[float, float]:
-        """(seconds per stored byte, seconds to open the manifest): a read through the query path of a few
-        column chunks across every block (the store's throughput for this intermediate's chunks)."""
-        t0 = time.perf_counter()
-        if oid is not None:
-            storage.get_manifest(self.objects, oid)
-        t_open = time.perf_counter() - t0
-        seconds, nbytes = storage.time_read(self.objects, manifest, workers=self.workers)
-        return seconds / max(nbytes, 1), t_open
 
     def _manifest(self, oid: str) -> dict[str, Any]:
         """A manifest, read (verified) once per engine: an object never changes under its id, and a query on

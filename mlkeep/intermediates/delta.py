@@ -286,10 +286,15 @@ def encode_map(content: bytes, base_id: str, base: bytes, program: StageMap, lev
     if new is None or old is None or new[0] != old[0] or program.d_in not in (None, old[1]):
         return None
     rows, cols, lo, step, codes = new
-    predicted = program.apply(old[4], old[2], old[3])
-    if predicted.shape != (rows, cols):
-        return None
-    guessed, near = _quantized(predicted, lo, step)
+    if program.on_codes:
+        if old[1] != cols:
+            return None
+        guessed, near = _quantized_f32(program.apply_f32(old[4], old[2], old[3]), lo, step), np.empty(0, "<u4")
+    else:
+        predicted = program.apply(old[4], old[2], old[3])
+        if predicted.shape != (rows, cols):
+            return None
+        guessed, near = _quantized(predicted, lo, step)
     resid = codes - guessed  # uint8: modulo 256
     resid.flat[near] = codes.flat[near]  # kept whole where another machine's rounding could guess otherwise
     prefix = bytes(content[: len(content) - rows * cols])
@@ -309,8 +314,10 @@ def _decode_map(body: bytes, base: bytes) -> bytes:
     parsed = _uniform8(prefix + bytes(rows * cols))
     if parsed is None or parsed[:2] != (rows, cols) or program.d_in not in (None, old[1]):
         raise CorruptObjectError("Intermediate delta chunk has a malformed header.")
-    predicted = program.apply(old[4], old[2], old[3])
-    if predicted.shape != (rows, cols):
+    if program.on_codes and old[1] != cols:
+        raise CorruptObjectError("Intermediate delta chunk does not fit its base.")
+    predicted = program.apply_f32(old[4], old[2], old[3]) if program.on_codes else program.apply(old[4], old[2], old[3])
+    if not program.on_codes and predicted.shape != (rows, cols):
         raise CorruptObjectError("Intermediate delta chunk does not fit its base.")
     at += len(prefix)
     resid = np.frombuffer(payload, np.uint8, rows * cols, at).reshape(cols, rows)
@@ -319,7 +326,9 @@ def _decode_map(body: bytes, base: bytes) -> bytes:
     near = np.frombuffer(payload, "<u4", n_near, at + _GUARDS.size)
     if at + _GUARDS.size + 4 * n_near != len(payload) or (n_near and int(near.max()) >= rows * cols):
         raise CorruptObjectError("Intermediate delta chunk has a malformed list of kept codes.")
-    codes = resid + _quantized(predicted, parsed[2], parsed[3])[0]
+    guessed = _quantized_f32(predicted, parsed[2], parsed[3]) if program.on_codes else _quantized(
+        predicted, parsed[2], parsed[3])[0]
+    codes = resid + guessed
     codes.flat[near] = resid.flat[near]
     return prefix + codes.tobytes()
 
@@ -329,6 +338,17 @@ _GUARDS = struct.Struct("<I")
 # programs' element-wise functions (cos, exp, tanh) are within a few ulps, not bit-identical, across CPUs and
 # numpy builds: ~1e-13 codes here, so a prediction this far from a boundary rounds the same everywhere.
 _NEAR = 1e-6
+
+
+def _quantized_f32(values: np.ndarray, lo: np.ndarray, step: np.ndarray) -> np.ndarray:
+    """The 8-bit codes (cols × rows) of cols × rows float32 values under a chunk's `lo` and `step`, in place:
+    float32 element-wise operations are correctly rounded, so encoder and decoder get the same codes
+    everywhere and nothing needs keeping whole. A sixth of `_quantized`'s time on a network's maps."""
+    values -= lo[:, None]
+    values /= np.where(step > 0, step, np.float32(1))[:, None]
+    np.rint(values, out=values)
+    np.clip(values, 0, 255, out=values)
+    return values.astype(np.uint8)
 
 
 def _quantized(values: np.ndarray, lo: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,9 @@ a re-materialized intermediate (new manifest) never uses a stale one, and
 nothing is written to the object store, so there is no blob to verify or
 collect. It is computed at an intermediate's first whole-layer similarity
 query, not at capture: there it cost about 30% of a CNN's capture time, for
-a query most captures never get.
+a query most captures never get. Another intermediate with the same
+manifest (the same values: a frozen layer in each fine-tuned checkpoint)
+reuses it (`find`).
 """
 
 from __future__ import annotations
@@ -32,6 +34,21 @@ def cached(inter: Intermediate) -> float | None:
     if isinstance(entry, dict) and inter.manifest and entry.get("manifest") == inter.manifest:
         value = entry.get("value")
         if isinstance(value, float) and np.isfinite(value) and value >= 0:
+            return value
+    return None
+
+
+def find(db: Database, inter: Intermediate) -> float | None:
+    """`cached`, else the self term another intermediate of the same layer and dataset kept for the same
+    stored values (the same manifest: content addressed, so a frozen layer captured again in each
+    fine-tuned version, or by another capture, names the same one), kept in this record too."""
+    own = cached(inter)
+    if own is not None or not inter.manifest:
+        return own
+    for other in records.list_(db, layer=inter.layer, dataset_id=inter.dataset_id):
+        value = cached(other) if other.manifest == inter.manifest and other.id != inter.id else None
+        if value is not None:
+            keep(db, inter, value)
             return value
     return None
 

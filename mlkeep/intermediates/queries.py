@@ -11,9 +11,16 @@ from typing import Any
 import numpy as np
 
 from mlkeep.errors import InvalidInputError
+from mlkeep.intermediates.codes import Codes
 
 METRICS = ("euclidean", "cosine")
 _BLOCK_VALUES = 1 << 20  # values per block of rows a distance pass holds in a temporary
+_SMALL_VALUES = 1 << 18  # per-class statistics of a layer this small take every group at once
+# CKA takes a wide layer's cross term on its codes against a layer at most this wide: there the product is
+# small and decoding and centring the wide layer were much of the time (relu4 × relu5 of the benchmark's CNN,
+# self terms kept, whole query: 26 -> 18 ms of CPU); against a wide layer the product dominates, and per chunk
+# it measured slower than one large product (relu1 × relu4: 215 -> 460 ms)
+_CODES_NARROW = 256
 
 
 def topk(column: np.ndarray, k: int, *, largest: bool = True) -> np.ndarray:
@@ -61,9 +68,10 @@ def stats(matrix: np.ndarray, groups: np.ndarray | None) -> Any:
     """Per group and column: count, mean, std, sparsity (fraction of zeros), as a long pandas DataFrame.
 
     Rows are put in group order once; each group's sums are accumulated in
-    float64 straight from the stored float32 (no float64 copy of the layer),
-    and its variance is taken around its mean (two passes), so a neuron with a
-    large mean and a small spread keeps its std.
+    float64 straight from the stored float32 (no float64 copy of the layer;
+    every group at once on a small layer: `_group_moments`), and its variance is
+    taken around its mean (two passes), so a neuron with a large mean and a
+    small spread keeps its std.
     """
     import pandas as pd
 
@@ -78,16 +86,38 @@ def stats(matrix: np.ndarray, groups: np.ndarray | None) -> Any:
     counts = np.bincount(index, minlength=len(labels))
     if n and np.any(index[1:] < index[:-1]):
         matrix = matrix[np.argsort(index, kind="stable")]
-    bounds = np.concatenate([[0], np.cumsum(counts)])
-    mean, std, zeros = (np.empty((len(labels), d), dtype=np.float64) for _ in range(3))
-    for g in range(len(labels)):
-        part = matrix[bounds[g] : bounds[g + 1]]
-        mean[g], std[g], zeros[g] = _moments(part)
+    mean, std, zeros = _group_moments(matrix.reshape(n, d), counts)
     return pd.DataFrame({
         "group": np.repeat(labels, d), "column": np.tile(np.arange(d), len(labels)),
         "count": np.repeat(counts, d), "mean": mean.ravel(), "std": std.ravel(),
         "sparsity": zeros.ravel(),
     })
+
+
+def _group_moments(matrix: np.ndarray, counts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, std, fraction of zeros), groups × columns, of rows in group order, `counts[g]` rows of group g
+    (each at least one).
+
+    A layer of up to `_SMALL_VALUES` values is summed for every group at once (`np.add.reduceat` over the
+    groups' runs of rows): a few numpy calls, not a few per group, which were most of the time on a narrow
+    layer (the benchmark's relu5, 2,000 × 32: 1.7 -> 1.0 ms). On a larger one reduceat's cast to float64
+    runs ten times slower than a plain sum (2,000 × 4,096: 37 -> 370 ms), so each group is summed apart."""
+    if matrix.size > _SMALL_VALUES:
+        bounds = np.concatenate([[0], np.cumsum(counts)])
+        mean, std, zeros = (np.empty((len(counts), matrix.shape[1]), dtype=np.float64) for _ in range(3))
+        for g in range(len(counts)):
+            mean[g], std[g], zeros[g] = _moments(matrix[bounds[g] : bounds[g + 1]])
+        return mean, std, zeros
+    if not len(counts):
+        return tuple(np.empty((0, matrix.shape[1])) for _ in range(3))  # type: ignore[return-value]
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    c = counts[:, None].astype(np.float64)
+    mean = np.add.reduceat(matrix, starts, axis=0, dtype=np.float64) / c
+    dev = np.subtract(matrix, np.repeat(mean.astype(_working(matrix.dtype)), counts, axis=0))
+    shift = np.add.reduceat(dev, starts, axis=0, dtype=np.float64) / c  # what rounding each mean left behind
+    np.square(dev, out=dev)
+    var = np.maximum(np.add.reduceat(dev, starts, axis=0, dtype=np.float64) / c - shift * shift, 0.0)
+    return mean, np.sqrt(var), np.add.reduceat(matrix == 0, starts, axis=0, dtype=np.int64) / c
 
 
 def _moments(part: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -128,7 +158,8 @@ def corr(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
-def cka(a: np.ndarray, b: np.ndarray, *, self_terms: tuple[float | None, float | None] = (None, None)) -> float:
+def cka(a: np.ndarray | Codes, b: np.ndarray | Codes, *,
+        self_terms: tuple[float | None, float | None] = (None, None)) -> float:
     """Linear centred kernel alignment of two representations of the same rows (0..1).
 
     ‖YᵀX‖² / (‖XᵀX‖·‖YᵀY‖) of the centred values. `self_terms` may give
@@ -141,17 +172,86 @@ def cka(a: np.ndarray, b: np.ndarray, *, self_terms: tuple[float | None, float |
     return cka_and_self_terms(a, b, self_terms)[0]
 
 
-def cka_and_self_terms(a: np.ndarray, b: np.ndarray, self_terms: tuple[float | None, float | None] = (None, None),
+def cka_and_self_terms(a: np.ndarray | Codes, b: np.ndarray | Codes,
+                       self_terms: tuple[float | None, float | None] = (None, None),
                        *, overwrite: bool = False) -> tuple[float, float, float]:
     """(CKA, ‖XᵀX‖², ‖YᵀY‖²): `cka` and the self terms it used, to be kept for later queries. With
     `overwrite`, float32 (or float64) values are centred in place: a caller that read them for this answer
-    saves a copy of each layer."""
+    saves a copy of each layer. Either may be a layer's 8-bit `Codes`: see `_cka_on_codes`."""
     if len(a) != len(b):
         raise InvalidInputError(f"Similarity needs the same rows in both: {len(a)} vs {len(b)} rows.")
+    if isinstance(a, Codes) or isinstance(b, Codes):
+        found = _cka_on_codes(a, b, self_terms, overwrite=overwrite)
+        if found is not None:
+            return found
+        same = b is a
+        a = _decoded(a)
+        b = a if same else _decoded(b)
+        overwrite = overwrite or same
     x = _centred32(a, overwrite=overwrite)
     y = x if b is a else _centred32(b, overwrite=overwrite)
     hsic, nx, ny = _cka_terms(x, y, *self_terms)
     return (float(hsic / np.sqrt(nx * ny)) if nx > 0 and ny > 0 else 0.0), nx, ny
+
+
+def _cka_on_codes(a: np.ndarray | Codes, b: np.ndarray | Codes, self_terms: tuple[float | None, float | None],
+                  *, overwrite: bool) -> tuple[float, float, float] | None:
+    """`cka_and_self_terms` with the wider layer left as its codes, when that is its 8-bit `Codes`, its
+    self term is given, the other layer is narrow and the products in feature space are the cheaper way;
+    else None.
+
+    Then only the cross term touches the wide layer, XᵀY against the narrow
+    layer's centred values Y, which needs neither a float copy of X nor its
+    centring: a chunk decodes to lo + step·C per column, so its share is
+    step·(CᵀY) plus rank-one terms (`_cross_on_codes`)."""
+    swap = _width(b) > _width(a)
+    (x, nx), (y, ny) = ((b, self_terms[1]), (a, self_terms[0])) if swap else ((a, self_terms[0]), (b, self_terms[1]))
+    n, dx, dy = len(x), _width(x), _width(y)
+    if not isinstance(x, Codes) or nx is None or x is y or dy > _CODES_NARROW:
+        return None
+    if n * n * (dx + dy) / 2 < n * dx * dy + (0 if ny is not None else min(n * dy * dy, n * n * dy) / 2):
+        return None
+    yc = _centred32(y.decode(), overwrite=True) if isinstance(y, Codes) else _centred32(y, overwrite=overwrite)
+    hsic = _square_sum(_cross_on_codes(x, yc))
+    ny = _self_term(yc) if ny is None else ny
+    value = float(hsic / np.sqrt(nx * ny)) if nx > 0 and ny > 0 else 0.0
+    return (value, ny, nx) if swap else (value, nx, ny)
+
+
+def _cross_on_codes(x: Codes, yc: np.ndarray) -> np.ndarray:
+    """XcᵀYc (float64, columns of x × columns of yc) of x's codes, centred, against centred values yc.
+
+    Per chunk, the codes less a whole number near their mean (exact in float32, and it keeps the product
+    from summing large numbers to a small result) times Yc in BLAS, then scaled by the chunk's steps; what
+    the chunk's offset and the column's mean add is a rank-one term (yc's column sums over the chunk's rows
+    are not exactly 0 in floating point, so it is kept). A chunk whose decoding rounds values off their
+    affine form (`CodeChunk.rounds_off`) is decoded and centred instead: the answer is the decoded values'."""
+    cross = np.zeros((x.n_cols, yc.shape[1]), dtype=np.float64)
+    for group in x.column_groups():
+        sums = [chunk.codes.sum(1, dtype=np.int64) for chunk in group]
+        mean = sum((chunk.r1 - chunk.r0) * chunk.lo.astype(np.float64) + chunk.step.astype(np.float64) * s
+                   for chunk, s in zip(group, sums)) / len(x)
+        for chunk, s in zip(group, sums):
+            part = yc[chunk.r0 : chunk.r1]
+            if chunk.rounds_off():
+                centred = np.subtract(chunk.values(), mean[:, None], dtype=yc.dtype)
+                cross[group[0].cols] += centred @ part
+                continue
+            shift = np.rint(s / (chunk.r1 - chunk.r0))
+            shifted = np.subtract(chunk.codes, shift.astype(yc.dtype)[:, None], dtype=yc.dtype)
+            step = chunk.step.astype(np.float64)
+            offset = chunk.lo.astype(np.float64) + step * shift - mean
+            cross[group[0].cols] += (step[:, None] * (shifted @ part)
+                                     + np.outer(offset, part.sum(0, dtype=np.float64)))
+    return cross
+
+
+def _decoded(v: np.ndarray | Codes) -> np.ndarray:
+    return v.decode() if isinstance(v, Codes) else v
+
+
+def _width(v: np.ndarray | Codes) -> int:
+    return v.n_cols if isinstance(v, Codes) else int(np.prod(v.shape[1:]))
 
 
 def self_term(a: np.ndarray) -> float:
@@ -178,9 +278,9 @@ def _self_term(x: np.ndarray) -> float:
     return _square_sum(x.T @ x) if x.shape[1] <= len(x) else _square_sum(x @ x.T)
 
 
-def svcca(a: np.ndarray, b: np.ndarray, *, keep: float = 0.99, max_dims: int = 50) -> float:
+def svcca(a: np.ndarray | Codes, b: np.ndarray | Codes, *, keep: float = 0.99, max_dims: int = 50) -> float:
     """Mean canonical correlation after keeping the top singular directions (`keep` of the variance)."""
-    x, y = _centred(a, b)
+    x, y = _centred(_decoded(a), _decoded(b))
     xs, ys = _top_directions(x, keep, max_dims), _top_directions(y, keep, max_dims)
     if xs.shape[1] == 0 or ys.shape[1] == 0:
         return 0.0

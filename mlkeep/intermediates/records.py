@@ -130,6 +130,22 @@ def set_storage(db: Database, inter: Intermediate, *, status: str, manifest: str
         conn.execute(update(table).where(table.c.id == inter.id).values(**values))
 
 
+def read_rates(db: Database, latest: int = 64) -> list[tuple[str, float, float]]:
+    """(codec, read_rate, t_open) of the store's latest `latest` intermediates whose read figures a query
+    measured: the throughput a new intermediate's estimate starts from."""
+    query = (select(table.c.codec, table.c.document)  # documents are json.dumps(sort_keys=True): this spelling
+             .where(table.c.document.contains('"read_measured": true'))
+             .order_by(table.c.creation_time.desc()).limit(latest))
+    with db.connect() as conn:
+        rows = conn.execute(query).all()
+    out = []
+    for codec, document in rows:
+        costs = json.loads(document).get("costs", {})
+        if costs.get("read_measured"):
+            out.append((codec, float(costs["read_rate"]), float(costs["t_open"])))
+    return out
+
+
 def costs_of(inter: Intermediate) -> Costs:
     return Costs.from_dict(inter.document["costs"])
 

@@ -18,13 +18,17 @@ A program is a few operations applied in order, in float64:
   thread count, so the product is taken on the input's integer codes with
   A (times the input's code step) rounded to fixed point: every partial sum
   is an integer below 2**53, exact in any order, and BLAS is free to use;
-* `func(name)`: an element-wise numpy function from a short list;
+* `func(name)`: an element-wise function from a short list (numpy's, and
+  `relu`);
 * `scale(c)`: times a constant;
 * `softmax`: per row;
 * `rownorm(l1|l2|max)`: each row divided by its norm (a zero row left as is).
 
 `for_layer` builds the program of a scikit-learn Pipeline's stage (None for
-a stage it does not know, which is then kept by the other deltas). A wrong or
+a stage it does not know, which is then kept by the other deltas);
+`for_network` finds the layers of a network that are an element-wise
+function of the layer run just before them (a ReLU after its convolution),
+from their outputs on a few rows. A wrong or
 poor program only costs bytes: the difference restores the codes exactly and
 the decoded content is checked against its digest.
 """
@@ -40,7 +44,14 @@ import numpy as np
 from mlkeep.errors import CorruptObjectError
 from mlkeep.intermediates.compute import blas_threads
 
-FUNCS = ("cos", "sin", "tanh", "exp", "log1p", "expm1", "sqrt", "abs", "arctan", "negative")
+FUNCS = ("cos", "sin", "tanh", "exp", "log1p", "expm1", "sqrt", "abs", "arctan", "negative", "relu")  # stored by index
+
+
+def _relu(z: np.ndarray) -> np.ndarray:
+    return np.maximum(z, 0.0)
+
+
+_FUNCTIONS = {name: _relu if name == "relu" else getattr(np, name) for name in FUNCS}
 NORMS = ("l1", "l2", "max")
 _AFFINE, _FUNC, _SCALE, _SOFTMAX, _ROWNORM = range(1, 6)
 _DIMS = struct.Struct("<II")
@@ -70,6 +81,26 @@ class StageMap:
         first = next((op for op in self.ops if op.kind == _AFFINE), None)
         return None if first is None or first.a is None else int(first.a.shape[0])
 
+    @property
+    def elementwise(self) -> bool:
+        """Whether each output value depends on the input value in the same place only: the program then
+        maps any chunk of columns of its input to the same chunk of its output."""
+        return all(op.kind in (_FUNC, _SCALE) for op in self.ops)
+
+    @property
+    def on_codes(self) -> bool:
+        """Whether the program is ReLUs alone: exact in float32, so `apply_f32` computes it in the layout
+        codes are stored in, the same bytes on every machine (a network's largest layers take this path)."""
+        return bool(self.ops) and all(op.kind == _FUNC and op.name == "relu" for op in self.ops)
+
+    def apply_f32(self, codes: np.ndarray, lo: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """For an `on_codes` program: the output (cols × rows, float32) of an input given as in `apply`,
+        its values computed as `codecs.decode_chunk` does."""
+        z = codes.astype(np.float32)
+        z *= step[:, None]
+        z += lo[:, None]
+        return np.maximum(z, np.float32(0), out=z)
+
     def apply(self, codes: np.ndarray, lo: np.ndarray, step: np.ndarray) -> np.ndarray:
         """The predicted output (rows × d_out, float64) of an input given as 8-bit `codes` (cols × rows) with
         per-column `lo` and `step` (values = lo + codes · step), the same bytes on every machine."""
@@ -85,7 +116,7 @@ class StageMap:
                 assert op.a is not None and op.b is not None
                 z = _affine(z, op.a, op.b)
             elif op.kind == _FUNC:
-                z = getattr(np, op.name)(z)
+                z = _FUNCTIONS[op.name](z)
             elif op.kind == _SCALE:
                 z = z * op.c
             elif op.kind == _ROWNORM:
@@ -203,6 +234,30 @@ def _rownorm(z: np.ndarray, norm: str) -> np.ndarray:
 def affine(a: np.ndarray, b: np.ndarray | None = None) -> Op:
     a = np.ascontiguousarray(a, dtype=np.float32)
     return Op(_AFFINE, a=a, b=np.zeros(a.shape[1], np.float32) if b is None else np.asarray(b, np.float32).ravel())
+
+
+# ----------------------------------------------------------------------- networks
+_NETWORK_FUNCS = ("relu", "tanh", "abs")  # activations a network's layers compute that FUNCS knows
+
+
+def for_network(outputs: dict[str, np.ndarray]) -> dict[str, tuple[str, StageMap]]:
+    """{layer: (the layer run just before it, the element-wise program computing it from that layer's
+    values)} for the layers of a network that are one, judged on their outputs on a few rows (`outputs`:
+    rows × values per layer, in the order the layers ran). A layer is taken when the program reproduces
+    its values (to float32 rounding: torch and numpy need not agree to the last bit); a wrong guess would
+    only cost bytes, as a `MAP` delta restores the codes exactly."""
+    found: dict[str, tuple[str, StageMap]] = {}
+    names = list(outputs)
+    for before, layer in zip(names, names[1:]):
+        x, y = outputs[before], outputs[layer]
+        if x.shape != y.shape or not x.size:
+            continue
+        for name in _NETWORK_FUNCS:
+            predicted = _FUNCTIONS[name](x.astype(np.float64))
+            if np.allclose(predicted, y, rtol=1e-6, atol=1e-7) and not np.allclose(x, y, rtol=1e-6, atol=1e-7):
+                found[layer] = (before, StageMap((Op(_FUNC, name=name),)))
+                break
+    return found
 
 
 # ----------------------------------------------------------------------- scikit-learn

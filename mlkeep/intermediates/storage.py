@@ -9,10 +9,12 @@ layers, models and versions comes from content addressing. A chunk
 near-identical to a stored one may be stored as a delta against it
 (`delta`, found by `dedup`, or, for a pipeline stage, against the chunk of
 the stage before it, its input, through the stage's program when
-`stagemaps` knows it). Objects are written (and fsynced) on a separate
-pool of I/O threads, so a disk flush never holds up encoding; `finish`
-waits for every write before it returns the manifest, so a manifest, and the
-record naming it, only ever reference durable chunks. The manifest (chunk ids
+`stagemaps` knows it). Objects are written on a separate pool of I/O threads
+(a remote store's uploads never hold up encoding) to temporary names of a
+`Staging`, which `flush` publishes: every object made durable at once, then
+named. A capture hands one staging to its sink and publishes it, manifests
+included, once; so a manifest, and the record naming it, only ever
+reference durable chunks. The manifest (chunk ids
 and sizes per block, the layout, the codec, the chunks' LSH keys and delta
 bases) is itself an object. `read` decodes only the chunks a selection
 touches, on the thread pool, each verified against its hash by the object
@@ -35,12 +37,13 @@ from typing import Any
 import numpy as np
 
 from mlkeep.errors import CorruptObjectError, NotFoundError
-from mlkeep.intermediates import delta
-from mlkeep.intermediates.codecs import Codec, decode_chunk, encode_chunk
+from mlkeep.intermediates import codes, delta
+from mlkeep.intermediates.codecs import Codec, decode_chunk, encode_chunk, parse_codec
+from mlkeep.intermediates.codes import Codes
 from mlkeep.intermediates.dedup import SimilarIndex, pack_keys
 from mlkeep.intermediates.layout import Layout, plan_layout, touched
 from mlkeep.intermediates.stagemaps import StageMap
-from mlkeep.objects.store import ObjectStore
+from mlkeep.objects.store import ObjectStore, Staging
 from mlkeep.tensors.blobs import compress
 
 # Full chunks and deltas: on a CNN's 8-bit codes level 1 was both faster and 4% smaller than 3 (10 fine-tuned
@@ -118,12 +121,19 @@ class ChunkSink:
     `dictionary=False` never tries the dearer dictionary delta: a network's
     layers and checkpoints share no shifted runs of codes for it to find
     (10 fine-tuned CNN checkpoints: the same bytes with and without it, for
-    a fifth more capture time).
+    a fifth more capture time). Objects go to `staging` when given, which
+    the caller then publishes; else to a staging of the sink's own that
+    `flush` publishes. `map_level` is the zstd level of a `MAP` delta's
+    misses (a network's ReLU maps are large: `LEVEL`).
     """
 
     def __init__(self, objects: ObjectStore, *, write: bool = True, workers: int = 2, dedup: str = "exact",
-                 index: SimilarIndex | None = None, tolerance: float = 0.0, dictionary: bool = True) -> None:
+                 index: SimilarIndex | None = None, tolerance: float = 0.0, dictionary: bool = True,
+                 map_level: int = MAP_LEVEL, staging: Staging | None = None) -> None:
         self.objects, self.write, self.tolerance, self.dictionary = objects, write, tolerance, dictionary
+        self.map_level = map_level
+        self._staging = staging if staging is not None else objects.staging()
+        self._owns_staging = staging is None
         self.dedup = dedup if write and index is not None else "exact"
         self.index = index if self.dedup != "exact" else None
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="mlkeep-intermediates")
@@ -145,15 +155,21 @@ class ChunkSink:
         return self._store(codec, _columns(parts, lo, hi).T, related, program)
 
     def flush(self) -> None:
-        """Wait until every object submitted so far is written and synced; re-raises a failed write."""
+        """Wait until every object submitted so far is staged, and publish them (durable, then named) when
+        the staging is the sink's own; re-raises a failed write."""
         with self._session.lock:
             pending, self._session.pending = self._session.pending, []
         for f in pending:
             f.result()
+        if self._owns_staging:
+            self._staging.publish()
 
     def close(self) -> None:
+        """Stop the threads; objects of the sink's own staging never published are removed."""
         self._pool.shutdown(wait=True)
         self._io.shutdown(wait=True)
+        if self._owns_staging:
+            self._staging.discard()
 
     def _store(self, codec: Codec, values: np.ndarray, related: Future[Stored] | None = None,
                program: StageMap | None = None) -> Stored:
@@ -214,13 +230,14 @@ class ChunkSink:
         bases = [(cand, data) for cand, data in found if data is not None]  # None: collected since indexed
         parent = (related, self._content(related)) if related else None
         if program is not None and parent and parent[1] is not None:
-            consider(delta.encode_map(content, parent[0], parent[1], program, MAP_LEVEL), parent[0])
+            consider(delta.encode_map(content, parent[0], parent[1], program, self.map_level), parent[0])
         for cand, base in [*bases, *([parent] if parent and parent[1] is not None else [])]:
             if _sub_may_fit(content, base, limit):  # type: ignore[arg-type]
                 consider(delta.encode(content, cand, base, LEVEL, dictionary=False), cand)  # type: ignore[arg-type]
         for cand, base in bases[:_DICT_CANDIDATES] if self.dictionary and (best is None or len(best[0]) > limit // 2) else ():
             consider(delta.encode(content, cand, base, LEVEL), cand)
-        if parent and parent[1] is not None and (best is None or len(best[0]) > limit // 2):
+        exact_map = program is not None and program.on_codes and best is not None  # a ReLU: MAP is its model
+        if parent and parent[1] is not None and not exact_map and (best is None or len(best[0]) > limit // 2):
             consider(delta.encode_fit(content, parent[0], parent[1], LEVEL), parent[0])
         if best is None:
             return None
@@ -276,7 +293,7 @@ class ChunkSink:
             self._session.written.add(oid)
             self._sizes[oid] = len(packed)
             if self.write and new:
-                self._session.pending.append(self._io.submit(self.objects.put_compressed, oid, packed))
+                self._session.pending.append(self._io.submit(self._staging.put_compressed, oid, packed))
         return new
 
     def _remember(self, oid: str, content: bytes) -> None:
@@ -314,7 +331,8 @@ class LayerWriter:
     each chunk offers the parent's chunk of the same block as a delta base, when that was submitted first
     (so a chunk never waits on one queued behind it). `program` computes this layer from the parent's values
     (`stagemaps`): a chunk holding every column of the layer is then kept as what the program mispredicts,
-    when its parent's chunk holds every column of the input."""
+    when its parent's chunk holds every column of the input; with an element-wise program (a network's
+    ReLU) every chunk is, against the parent's chunk of the same columns, when both have one layout."""
 
     def __init__(self, sink: ChunkSink, codec: Codec, n_rows: int, *, block_rows: int, chunk_bytes: int,
                  parent: LayerWriter | None = None, program: StageMap | None = None) -> None:
@@ -355,14 +373,19 @@ class LayerWriter:
             need -= len(parts[-1])
         b = len(self._futures)
         above = self.parent._futures[b] if self.parent is not None and len(self.parent._futures) > b else []
-        program = self.program if len(above) == 1 and self.layout.n_chunks == 1 else None
+        # a program over whole rows needs the parent's chunk to hold every column of the input, an
+        # element-wise one (a ReLU) the parent's chunk of the same columns
+        whole = len(above) == 1 and self.layout.n_chunks == 1
+        aligned = self.parent is not None and self.parent.layout == self.layout and len(above) == self.layout.n_chunks
+        program = self.program if self.program is not None and (whole or (aligned and self.program.elementwise)) else None
         self._futures.append([self.sink.submit(self.codec, parts, *self.layout.chunk(c),
                                                related=above[min(c, len(above) - 1)] if above else None,
                                                program=program)
                               for c in range(self.layout.n_chunks)])
 
     def finish(self) -> WriteResult:
-        """Wait for every chunk to be encoded and durably written, and build the manifest (not yet stored)."""
+        """Wait for every chunk to be encoded and written (durable and named unless the sink's staging is
+        the caller's to publish), and build the manifest (not yet stored)."""
         assert self.layout is not None and self.row_shape is not None, "no rows were added"
         blocks = [[f.result() for f in block] for block in self._futures]
         self.sink.flush()
@@ -427,8 +450,8 @@ def _columns(parts: list[np.ndarray], lo: int, hi: int) -> np.ndarray:
     return cm
 
 
-def put_manifest(objects: ObjectStore, manifest: dict[str, Any]) -> str:
-    """Store a manifest as sorted JSON; returns its object id."""
+def put_manifest(objects: ObjectStore | Staging, manifest: dict[str, Any]) -> str:
+    """Store (or stage) a manifest as sorted JSON; returns its object id."""
     return objects.put_bytes(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode())
 
 
@@ -549,23 +572,35 @@ def read(objects: ObjectStore, manifest: dict[str, Any], rows: np.ndarray | None
     return out
 
 
+def read_codes(objects: ObjectStore, manifest: dict[str, Any], cols: np.ndarray | None, *,
+               pool: Executor | None = None) -> Codes | None:
+    """Every row of the selected columns as the stored 8-bit uniform codes (each chunk read and verified
+    as `read` does, not decoded), or None when the layer was stored under another codec."""
+    if not codes.applies(parse_codec(manifest["codec"])):
+        return None
+    layout = Layout.from_dict(manifest["layout"])
+
+    def load(b: int, c: int) -> codes.CodeChunk:
+        r0, r1 = layout.block(b)
+        c0, c1 = layout.chunk(c)
+        lo, step, held = codes.parse(load_content(objects, manifest["chunks"][b][c]), r1 - r0, c1 - c0)
+        out_cols, local = _part(cols, c0, c1)
+        if isinstance(out_cols, slice):
+            return codes.CodeChunk(r0, r1, np.arange(c0, c1), lo, step, held)
+        return codes.CodeChunk(r0, r1, out_cols, lo[local], step[local], held[local])
+
+    pairs = touched(layout, None, cols)
+    found = ([load(b, c) for b, c in pairs] if pool is None or len(pairs) < 2
+             else [f.result() for f in [pool.submit(load, b, c) for b, c in pairs]])
+    return Codes(layout.n_rows, layout.n_cols if cols is None else len(cols), found)
+
+
 def _part(sel: np.ndarray | None, lo: int, hi: int) -> tuple[Any, Any]:
     """(positions in the answer, positions in the chunk) of the selected ids in [lo, hi)."""
     if sel is None:
         return slice(lo, hi), slice(None)
     where = np.flatnonzero((sel >= lo) & (sel < hi))
     return where, sel[where] - lo
-
-
-def time_read(objects: ObjectStore, manifest: dict[str, Any], *, sample: int = 2, workers: int = 2) -> tuple[float, int]:
-    """(seconds, compressed bytes) to read up to `sample` column chunks across every block: a read-throughput
-    measurement over several chunks, through the same path as queries."""
-    layout = Layout.from_dict(manifest["layout"])
-    picks = np.unique(np.linspace(0, layout.n_chunks - 1, min(sample, layout.n_chunks)).round().astype(np.int64))
-    cols = np.concatenate([np.arange(*layout.chunk(int(c))) for c in picks])
-    t0 = time.perf_counter()
-    read(objects, manifest, None, cols, workers=workers)
-    return time.perf_counter() - t0, chunks_bytes(manifest, None, cols)[1]
 
 
 def used_objects(objects: ObjectStore, manifest: dict[str, Any]) -> dict[str, int]:

@@ -17,8 +17,10 @@ import hashlib
 import itertools
 import os
 import re
+import threading
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any, BinaryIO
@@ -126,6 +128,11 @@ class ObjectStore:
         except OSError:  # there, but not ours to touch (another user's store): reuse it all the same
             pass
         return True
+
+    def staging(self) -> Staging:
+        """A batch of objects written now and published together by `Staging.publish`: one durability
+        barrier for all of them instead of an fsync each."""
+        return Staging(self)
 
     def touch(self, oid: str) -> None:
         """Refresh an object's modification time (best effort; local folders only)."""
@@ -347,7 +354,17 @@ class ObjectStore:
         folder (the rename then touches one directory), is created read-only, written, fsynced and renamed
         into place. fsspec's layer cost more than the writing for the small chunk objects of a tensor tree."""
         path = self.path(oid)
-        folder = path.rsplit("/", 1)[0]
+        tmp = self._write_temporary(oid, payload, sync=True)  # the bytes are on disk before the name exists
+        try:
+            os.replace(tmp, path)  # atomic on POSIX; a concurrent same-blob writer is harmless
+        except BaseException:
+            _unlink(tmp)
+            raise
+
+    def _write_temporary(self, oid: str, payload: bytes | memoryview, *, sync: bool) -> str:
+        """Write `payload` to a new read-only temporary file in the folder of object `oid` (fsynced with
+        `sync`) and return its path; nothing is left behind on failure."""
+        folder = self.path(oid).rsplit("/", 1)[0]
         self._make_folder(folder)
         tmp = f"{folder}/{self._tmp_prefix}{next(self._tmp_count)}"
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -363,16 +380,14 @@ class ObjectStore:
                 while view:
                     view = view[os.write(fd, view):]
                 os.fchmod(fd, 0o444)  # whatever the umask took away: every reader may read it, nobody write
-                os.fsync(fd)  # the bytes are on disk before the name that promises them exists
+                if sync:
+                    os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)  # atomic on POSIX; a concurrent same-blob writer is harmless
         except BaseException:
-            try:
-                os.unlink(tmp)
-            except FileNotFoundError:
-                pass
+            _unlink(tmp)
             raise
+        return tmp
 
     def _make_folder(self, folder: str) -> None:
         if folder not in self._folders:
@@ -386,6 +401,108 @@ class ObjectStore:
             os.chmod(final, 0o444)
         else:
             self.fs.mv(tmp, final)
+
+
+class Staging:
+    """Objects written to temporary names now and published under their ids together.
+
+    A name must never point at bytes that are not on disk, and a capture's
+    objects are named by its manifests and record only once all are written:
+    so each object is written to a temporary file in its folder and fsynced
+    (by the writing thread: a capture's I/O threads overlap that with
+    encoding), or, with `sync=False`, left for `publish` to fsync together
+    with the others on a few threads (the manifests a capture writes at its
+    end); `publish` then renames each into place in the order staged. A
+    writer killed before `publish` leaves temporary files that `fsck`
+    sweeps; nothing staged is visible to readers. One `syncfs` of the whole
+    filesystem instead measured 0.03 s on a quiet disk but up to 1.5 s while
+    other processes had data to flush, which a capture would wait for.
+    Stores other than a local folder write each object at once (their
+    writes are atomic and durable as they are). Safe from several threads.
+    """
+
+    def __init__(self, objects: ObjectStore) -> None:
+        self.objects = objects
+        self._lock = threading.Lock()
+        self._staged: dict[str, str] = {}  # object id -> temporary path, in the order staged
+        self._unsynced: list[str] = []  # temporary paths `publish` must fsync
+
+    def put_compressed(self, oid: str, frame: bytes, *, sync: bool = True) -> bool:
+        """Stage a zstd frame whose content hashes to `oid`, as `ObjectStore.put_compressed` stores one,
+        fsynced now unless `sync=False`; False when the object is already stored (then touched) or staged."""
+        with self._lock:
+            if oid in self._staged:
+                return False
+        if not self.objects._local:
+            return self.objects.put_compressed(oid, frame)
+        if self.objects._reuse(oid):
+            return False
+        tmp = self.objects._write_temporary(oid, frame, sync=sync)
+        with self._lock:
+            if oid not in self._staged:
+                self._staged[oid] = tmp
+                if not sync:
+                    self._unsynced.append(tmp)
+                return True
+        _unlink(tmp)  # another thread staged the same object meanwhile
+        return False
+
+    def put_bytes(self, data: bytes) -> str:
+        """Stage `data` (compressed here, fsynced by `publish`) and return its id."""
+        oid = hashlib.sha256(data).hexdigest()
+        self.put_compressed(oid, _zstd().ZstdCompressor(level=LEVEL).compress(data), sync=False)
+        return oid
+
+    def publish(self) -> None:
+        """Make every staged object durable, then give each its name. On failure the objects not yet
+        published are discarded (their temporaries removed) and the error raised."""
+        with self._lock:
+            staged, self._staged = self._staged, {}
+            unsynced, self._unsynced = self._unsynced, []
+        try:
+            _fsync_all(unsynced)
+            while staged:
+                oid, tmp = next(iter(staged.items()))
+                os.replace(tmp, self.objects.path(oid))
+                del staged[oid]
+        except BaseException:
+            for tmp in staged.values():
+                _unlink(tmp)
+            raise
+
+    def discard(self) -> None:
+        """Remove what was staged and not published (an aborted capture)."""
+        with self._lock:
+            staged, self._staged, self._unsynced = self._staged, {}, []
+        for tmp in staged.values():
+            _unlink(tmp)
+
+
+_SYNC_THREADS = 8  # fsyncs in flight at once: the filesystem's journal commits several in one flush
+
+
+def _fsync_all(paths: list[str]) -> None:
+    """fsync each file of `paths`, several at a time."""
+
+    def sync(path: str) -> None:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    if len(paths) == 1:
+        sync(paths[0])
+    elif paths:
+        with ThreadPoolExecutor(max_workers=min(_SYNC_THREADS, len(paths)), thread_name_prefix="mlkeep-sync") as pool:
+            list(pool.map(sync, paths))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def _oid_of(path: str) -> str | None:

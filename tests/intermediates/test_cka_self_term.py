@@ -48,7 +48,8 @@ def test_wide_layer_keeps_it_at_first_query_and_a_row_subset_ignores_it(inter, c
     assert kept == pytest.approx(queries.self_term(inter.get(a, source="read")), rel=1e-6)
     assert inter.info(a.id).n_queries >= 3  # keeping it did not lose the query counts
     _no_self_terms(monkeypatch)
-    assert inter.similarity(a, b, source="read") == pytest.approx(first, abs=1e-12)
+    # the kept self term lets the cross term run on the wide layer's codes: the same value to rounding
+    assert inter.similarity(a, b, source="read") == pytest.approx(first, abs=1e-7)  # float32 products
     va, vb = inter.get(a, rows=rows, source="read"), inter.get(b, rows=rows, source="read")
     monkeypatch.undo()
     assert subset == pytest.approx(queries.cka(va, vb), abs=1e-9)

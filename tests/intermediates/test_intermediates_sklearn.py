@@ -152,8 +152,9 @@ def test_measured_times_update_the_costs() -> None:
     costs = Costs(t_model_load=1.0, t_data_load=0.0, t_fwd_row=0.01, read_rate=1e-9, t_open=0.0, stored_bytes=10**6,
                   n_rows=100)
     assert source(costs, True, 100, 10**6) == "read"  # estimated: 1 ms to read, 2 s to re-run
-    slow = costs.measured_read(4.0, 10**6)  # but a whole read took 4 s
-    assert slow.read_rate == pytest.approx((1 - EMA) * 1e-9 + EMA * 4e-6)
+    slow = costs.measured_read(4.0, 10**6)  # but a whole read took 4 s: the first measurement replaces the estimate
+    assert slow.read_rate == pytest.approx(4e-6) and slow.read_measured and not costs.read_measured
+    assert slow.measured_read(2.0, 10**6).read_rate == pytest.approx((1 - EMA) * 4e-6 + EMA * 2e-6)  # then averaged
     assert source(slow, True, 100, 10**6) == "rerun" and source(slow, True, 100, 10**4) == "read"
     assert source(slow, False, 100, 0) == "rerun"
     rerun = costs.measured_rerun(0.2, 0.0, 5.0, 100)
@@ -232,3 +233,19 @@ def test_objects_several_intermediates_use_are_charged_in_shares(inter, iris) ->
     scale = [d for d in inter.plan() if d.layer == "scale"]
     assert len(scale) == 2 and scale[0].stored_bytes == scale[1].stored_bytes > 0
     assert all(d.charged_bytes == pytest.approx(d.stored_bytes / 2) for d in scale)  # one chunk, two users
+
+
+def test_read_figures_are_estimated_at_capture_and_measured_by_the_first_read(folder_store, pipeline, iris) -> None:  # type: ignore[no-untyped-def]
+    from mlkeep.intermediates.costmodel import DEFAULT_READ_RATE
+    from mlkeep.intermediates.records import costs_of
+
+    X, y = iris
+    inter = folder_store.intermediates
+    first = inter.capture(pipeline, X, targets=y, codec="exact")["pca"]
+    assert not costs_of(first).read_measured and costs_of(first).read_rate == DEFAULT_READ_RATE  # nothing measured yet
+    inter.get(first, source="read")
+    measured = costs_of(inter.info(first.id))
+    assert measured.read_measured and measured.read_rate != DEFAULT_READ_RATE
+    again = inter.capture(pipeline, X, targets=y, codec="exact", name="again")["pca"]
+    assert costs_of(again).read_rate == pytest.approx(measured.read_rate)  # the store's measured throughput
+    assert not costs_of(again).read_measured

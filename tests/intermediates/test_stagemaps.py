@@ -187,3 +187,42 @@ def test_a_prediction_a_hair_from_rounding_the_other_way_still_decodes_on_anothe
     assert record is not None
     monkeypatch.setattr(StageMap, "apply", there)
     assert delta.decode(record, base) == content
+
+
+def test_a_networks_relu_is_found_and_kept_as_a_map_of_its_input_exactly(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from mlkeep.intermediates.dedup import SimilarIndex
+    from mlkeep.intermediates.stagemaps import for_network
+    from mlkeep.intermediates.storage import LEVEL, ChunkSink, LayerWriter, read
+    from mlkeep.objects.store import ObjectStore
+
+    rng = np.random.default_rng(21)
+    conv = (rng.normal(size=(700, 4, 8, 8)) + np.linspace(-1, 1, 64).reshape(8, 8)).astype(np.float32)
+    relu = np.maximum(conv, 0).reshape(700, -1)
+    conv = conv.reshape(700, -1)
+    found = for_network({"conv": conv[:2], "relu": relu[:2], "scaled": 2 * relu[:2], "tanh": np.tanh(2 * relu[:2])})
+    assert set(found) == {"relu", "tanh"} and found["relu"][0] == "conv" and found["relu"][1].elementwise
+    objects = ObjectStore.from_url(str(tmp_path))
+    sink = ChunkSink(objects, dedup="similar", index=SimilarIndex(), dictionary=False, map_level=LEVEL)
+    try:  # several blocks and several chunks per block: each relu chunk against the conv chunk of its columns
+        first = LayerWriter(sink, KBIT, 700, block_rows=256, chunk_bytes=64 * 256)
+        second = LayerWriter(sink, KBIT, 700, block_rows=256, chunk_bytes=64 * 256, parent=first,
+                             program=found["relu"][1])
+        alone = LayerWriter(ChunkSink(ObjectStore.from_url(str(tmp_path / "alone"))), KBIT, 700, block_rows=256,
+                            chunk_bytes=64 * 256)
+        for start in range(0, 700, 100):
+            first.add(start, conv[start : start + 100], (4, 8, 8))
+            second.add(start, relu[start : start + 100], (4, 8, 8))
+            alone.add(start, relu[start : start + 100], (4, 8, 8))
+        conv_result, relu_result, alone_result = first.finish(), second.finish(), alone.finish()
+    finally:
+        sink.close()
+        alone.sink.close()
+    n_chunks = sum(len(b) for b in relu_result.manifest["chunks"])
+    assert n_chunks > 3 and relu_result.deltas == n_chunks and conv_result.deltas == 0
+    assert relu_result.new_bytes < alone_result.new_bytes / 2
+    # a read gives exactly what storing the relu layer's own codes gives
+    assert np.array_equal(read(objects, relu_result.manifest, None, None),
+                          read(alone.sink.objects, alone_result.manifest, None, None))
+    for a, b in ((0, 256), (256, 512), (512, 700)):
+        assert np.array_equal(read(objects, relu_result.manifest, np.arange(a, b), None),
+                              decode_chunk(encode_chunk(KBIT, relu[a:b])))

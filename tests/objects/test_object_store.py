@@ -145,3 +145,29 @@ def test_a_killed_writers_leftover_beside_the_objects_is_temporary_not_an_object
         report = fsck(store, repair=True)
         assert report.removed_temporary_files == 1 and not leftover.exists()
         assert store.objects.get_bytes(oid) == b"kept"
+
+
+def test_staged_objects_are_named_only_when_published(objects: ObjectStore) -> None:
+    import zstandard
+
+    staging = objects.staging()
+    frame = zstandard.ZstdCompressor().compress(b"a chunk")
+    oid = hashlib.sha256(b"a chunk").hexdigest()
+    assert staging.put_compressed(oid, frame) and not staging.put_compressed(oid, frame)  # staged once
+    manifest = staging.put_bytes(b'{"chunks": ["' + oid.encode() + b'"]}')  # fsynced by publish
+    if objects._local:  # a folder: invisible until published (other stores write at once, atomically)
+        assert not objects.exists(oid) and not objects.exists(manifest) and len(objects.temporary_files()) == 2
+    staging.publish()
+    assert objects.get_bytes(oid) == b"a chunk" and objects.exists(manifest) and not objects.temporary_files()
+    assert not objects.staging().put_compressed(oid, frame)  # already stored: not staged again
+
+
+def test_a_discarded_staging_leaves_nothing(tmp_path: Path) -> None:
+    objects = ObjectStore.from_url(str(tmp_path / "objects"))
+    staging = objects.staging()
+    oid = staging.put_bytes(b"never published")
+    assert objects.temporary_files()
+    staging.discard()
+    assert not objects.temporary_files() and not objects.exists(oid) and list(objects) == []
+    staging.publish()  # nothing left to publish
+    assert list(objects) == []

@@ -20,6 +20,13 @@ from mlkeep.errors import ConflictError
 from mlkeep.tracking.active_run import ActiveRun
 
 
+def say(*words: object) -> None:
+    """One acknowledgment line in one write: `print` writes each word apart, so with PYTHONUNBUFFERED a kill
+    between two writes left a line cut short ("commit" without its id)."""
+    sys.stdout.write(" ".join(map(str, words)) + "\n")
+    sys.stdout.flush()
+
+
 def metrics_to_one_run(store: mlkeep.Store, run_id: str, worker: int, n: int) -> None:
     """`n` values of a key of its own and of a key every worker shares, keys in a random order per batch."""
     run = ActiveRun(store.db, store.objects, run_id)
@@ -40,7 +47,7 @@ def runs(store: mlkeep.Store, worker: int, n_runs: int, n: int) -> None:
             run.log_params({"worker": worker, "r": r})
             for i in range(n):
                 run.log_metric("loss", 1.0 / (i + 1), step=i)
-        print("run", run.id, flush=True)
+        say("run", run.id)
 
 
 def commits(store: mlkeep.Store, worker: int, attempts: int) -> None:
@@ -48,14 +55,14 @@ def commits(store: mlkeep.Store, worker: int, attempts: int) -> None:
     for a in range(attempts):
         try:
             c = repo.commit({"w": np.full(16, worker * 100 + a, dtype="float32")}, f"w{worker} a{a}")
-            print("won", c.id, c.parents[0] if c.parents else "-", flush=True)
+            say("won", c.id, c.parents[0] if c.parents else "-")
         except ConflictError:
-            print("lost", flush=True)
+            say("lost")
 
 
 def blob(store: mlkeep.Store, path: str) -> None:
     oid, _ = store.objects.put_file(path)
-    print("blob", oid, flush=True)
+    say("blob", oid)
 
 
 def crash(store: mlkeep.Store, worker: int, workdir: str) -> None:
@@ -67,17 +74,17 @@ def crash(store: mlkeep.Store, worker: int, workdir: str) -> None:
             for j in range(200):
                 run.log_metric("v", float(j), step=j)
             run.flush()
-            print("metrics", run.id, 200, flush=True)
+            say("metrics", run.id, 200)
             path = os.path.join(workdir, f"w{worker}-{i % 2}.bin")
             with open(path, "wb") as f:
                 f.write(rng.bytes(int(rng.integers(1, 3_000_000))))
             art = run.log_artifact(path)[0]
-            print("artifact", run.id, art.path, art.object, flush=True)
+            say("artifact", run.id, art.path, art.object)
         try:
             c = store.repo(f"crash{worker % 2}").commit(
                 {"w": rng.standard_normal(100_000).astype("float32"), "b": np.arange(i, i + 10.0)}, f"w{worker} {i}"
             )
-            print("commit", c.id, flush=True)
+            say("commit", c.id)
         except ConflictError:
             pass
         i += 1
@@ -96,7 +103,7 @@ def capture(store: mlkeep.Store, worker: int) -> None:
             for p in net.parameters():
                 p.add_(0.01)
         items = store.intermediates.capture(net, X, codec="exact", name=f"w{worker}-{i}", repo=f"cap{worker}")
-        print("capture", *(item.id for item in items.values()), flush=True)
+        say("capture", *(item.id for item in items.values()))
         i += 1
 
 
@@ -106,14 +113,14 @@ def steady(store: mlkeep.Store, seconds: float) -> None:
 
     deadline = time.monotonic() + seconds
     with store.start_run("steady") as run:
-        print("run", run.id, flush=True)
+        say("run", run.id)
         n = 0
         while time.monotonic() < deadline:
             for _ in range(100):
                 run.log_metric("v", float(n))
                 n += 1
             run.flush()
-            print("flushed", n, flush=True)
+            say("flushed", n)
             time.sleep(0.02)
 
 
@@ -139,11 +146,11 @@ def main() -> None:
             raise SystemExit(f"unknown mode {mode}")
     except Exception as exc:
         traceback.print_exc()
-        print(f"error {type(exc).__name__}: {exc}", flush=True)
+        say(f"error {type(exc).__name__}: {exc}")
         sys.exit(1)
     finally:
         store.close()
-    print("done", flush=True)
+    say("done")
 
 
 if __name__ == "__main__":
