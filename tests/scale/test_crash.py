@@ -105,4 +105,4 @@ def test_sigkill_during_intermediate_capture_then_fsck_passes_and_gc_cleans(team
 
 @pytest.mark.slow
 def test_sigkill_writers_many_times(team: Team, tmp_path: Path) -> None:
-    _kill_repeatedly(team, tmp_path, rounds=5)
+    _kill_repeatedly(team, tmp_path, rounds=4)
