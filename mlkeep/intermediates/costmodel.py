@@ -95,8 +95,10 @@ class Costs(Entity):
 def moved(old: Costs, new: Costs) -> bool:
     """Whether `new` figures move the whole-intermediate t_read or t_rerun by more than `RECORD_CHANGE`, or
     are the first measured read (which the next capture's estimate may then use)."""
-    return new.read_measured != old.read_measured or any(abs(b - a) > RECORD_CHANGE * abs(a) for a, b in ((old.t_read(), new.t_read()),
-                                                               (old.t_rerun(), new.t_rerun())))
+    if new.read_measured != old.read_measured:
+        return True
+    pairs = ((old.t_read(), new.t_read()), (old.t_rerun(), new.t_rerun()))
+    return any(abs(b - a) > RECORD_CHANGE * abs(a) for a, b in pairs)
 
 
 @dataclass(frozen=True)
