@@ -203,6 +203,11 @@ class Database:
         self._write_lock = threading.RLock()
         self._closed = False
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether the database lives in this process only (one shared connection, gone once closed)."""
+        return self._shared
+
     def prepared(self, build: Build) -> Prepared:
         """`prepared(self.engine.dialect, build)`: see there."""
         return prepared(self.engine.dialect, build)

@@ -188,11 +188,11 @@ def create_app(store: Store, auth: bool = False) -> FastAPI:
     return app
 
 
-_bearer = HTTPBearer(auto_error=False, description="A token from `mlkeep token create` (only with --auth).")
+bearer = HTTPBearer(auto_error=False, description="A token from `mlkeep token create` (only with --auth).")
 
 
 async def current(request: Request,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]) -> Ctx:
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> Ctx:
     """The store and the principal of a request: everyone is the local admin unless auth is on.
 
     Async so that FastAPI does not send it to a worker thread: without auth it

@@ -25,9 +25,12 @@ import re
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, Connection, Float, Select, and_, case, cast, func, literal, not_, or_, select
+from sqlalchemy import (
+    JSON, ColumnElement, Connection, Executable, Float, Select, and_, case, cast, func, literal, not_, or_, select,
+)
 
 from mlkeep.errors import InvalidInputError, NotFoundError
+from mlkeep.metadata.id_lists import among, fetch, ids_value
 from mlkeep.metadata.tables import datasets as datasets_table
 from mlkeep.metadata.tables import experiments as experiments_table
 from mlkeep.metadata.tables import latest_metrics, links, params, runs, tags
@@ -171,10 +174,15 @@ def in_stage(stmt: Select[Any], stage: str | None) -> Select[Any]:
 def experiment_ids(conn: Connection, names_or_ids: Sequence[str]) -> list[str]:
     """The ids of experiments given by name or id; `NotFoundError` naming the first unknown one."""
     wanted = [names_or_ids] if isinstance(names_or_ids, str) else list(names_or_ids)
-    e = experiments_table
-    rows = conn.execute(select(e.c.id, e.c.name).where(or_(e.c.name.in_(wanted), e.c.id.in_(wanted)))).all()
-    known = {r.id for r in rows} | {r.name for r in rows}
+    rows = fetch(conn, _named_experiments, ids_value(conn.dialect.name, wanted))
+    known = {id_ for id_, _ in rows} | {name for _, name in rows}
     missing = [w for w in wanted if w not in known]
     if missing:
         raise NotFoundError(f"No experiment named or with id {missing[0]!r}. List them with `mlkeep experiments`.")
-    return [r.id for r in rows]
+    return [id_ for id_, _ in rows]
+
+
+def _named_experiments(dialect: str) -> tuple[Executable, Sequence[str]]:
+    """Experiments whose name or id is among `ids`: compiled once, as every search asks it."""
+    e = experiments_table
+    return select(e.c.id, e.c.name).where(or_(among(e.c.name, dialect), among(e.c.id, dialect))), ["ids"]

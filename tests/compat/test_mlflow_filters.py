@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mlkeep.compat.mlflow import datasets, filters
-from mlkeep.compat.mlflow.id_lists import ids_value
+from mlkeep.metadata.id_lists import ids_value
 from mlkeep.errors import FilterSyntaxError, InvalidInputError, UnsupportedError
 from mlkeep.store import Store
 from mlkeep.tracking import runs

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Executable, literal_column, select
 
-from mlkeep.compat.mlflow.id_lists import among, fetch
+from mlkeep.metadata.id_lists import among, fetch
 from mlkeep.errors import InvalidInputError, UnsupportedError
 from mlkeep.ids import new_id, now_ms
 from mlkeep.metadata.tables import datasets, links

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import Connection, Executable, literal_column, select
 
-from mlkeep.compat.mlflow.id_lists import among, fetch, ids_value
+from mlkeep.metadata.id_lists import among, fetch, ids_value
 from mlkeep.compat.mlflow.messages import ARTIFACTS_SCHEME, RUNS_ROOT, key_values, model_folder, number
 from mlkeep.errors import InvalidInputError, NotFoundError, UnsupportedError
 from mlkeep.ids import new_id, now_ms

@@ -15,19 +15,21 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Coroutine
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Annotated, Any, get_type_hints
 
 from fastapi import APIRouter, Depends, FastAPI, Request, Response
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.routing import APIRoute
 from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from mlkeep import errors
 from mlkeep.compat.mlflow import artifacts, datasets, filters, logged_models, messages, registry, tracking
 from mlkeep.compat.mlflow.run_messages import run_messages, search_answer
-from mlkeep.server.app import CTX
+from mlkeep.server.app import CTX, bearer, current
 from mlkeep.store import Store
 from mlkeep.tracking import experiments, runs
 from mlkeep.tracking.search import search_run_ids
@@ -64,14 +66,17 @@ class MlflowRoute(APIRoute):
     """A route whose errors come out in MLflow's format, not mlkeep's, and whose dicts are sent as they are.
 
     The messages are built JSON-ready (`messages`), so FastAPI's generic encoder, which walks every
-    value of a thousand-run search page, is skipped.
+    value of a thousand-run search page, is skipped. The endpoints take only the store, the body,
+    the request and path parameters, so they are called directly (`_direct`): FastAPI's dependency
+    solving, for those few values, cost about a fifth of a small request's time in the server.
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        self._direct = _direct(endpoint, set(compile_path(path)[2]))
         super().__init__(path, _as_json(endpoint), **kwargs)
 
     def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
+        handler = self._direct or super().get_route_handler()
 
         async def handle(request: Request) -> Response:
             try:
@@ -82,22 +87,57 @@ class MlflowRoute(APIRoute):
         return handle
 
 
-def _as_json(endpoint: Callable[..., Any]) -> Callable[..., Any]:
-    def send(result: Any) -> Any:
-        return result if isinstance(result, Response) else JSONResponse(result)
+def _send(result: Any) -> Response:
+    return result if isinstance(result, Response) else JSONResponse(result)
 
+
+def _as_json(endpoint: Callable[..., Any]) -> Callable[..., Any]:
     if inspect.iscoroutinefunction(endpoint):
         @functools.wraps(endpoint)
         async def call_async(*args: Any, **kwargs: Any) -> Any:
-            return send(await endpoint(*args, **kwargs))
+            return _send(await endpoint(*args, **kwargs))
 
         return call_async
 
     @functools.wraps(endpoint)
     def call(*args: Any, **kwargs: Any) -> Any:
-        return send(endpoint(*args, **kwargs))
+        return _send(endpoint(*args, **kwargs))
 
     return call
+
+
+def _direct(endpoint: Callable[..., Any], path_params: set[str]) -> Callable[[Request], Awaitable[Response]] | None:
+    """A handler calling `endpoint` with its parameters (READ or WRITE store, BODY, the Request, path
+    parameters) found as FastAPI would find them; None for an endpoint taking anything else."""
+    hints = get_type_hints(endpoint, include_extras=True)
+    wanted: list[tuple[str, Any]] = []
+    for name in inspect.signature(endpoint).parameters:
+        hint = hints.get(name)
+        if hint in (READ, WRITE, BODY):
+            wanted.append((name, hint.__metadata__[0].dependency))
+        elif hint is Request or (hint is str and name in path_params):
+            wanted.append((name, hint))
+        else:
+            return None
+    needs_ctx = any(kind in (_reader, _writer) for _, kind in wanted)
+    is_async = inspect.iscoroutinefunction(endpoint)
+
+    async def handler(request: Request) -> Response:
+        ctx = await current(request, await bearer(request)) if needs_ctx else None
+        kwargs: dict[str, Any] = {}
+        for name, kind in wanted:
+            if kind is _reader or kind is _writer:
+                kwargs[name] = await kind(ctx)  # type: ignore[arg-type]
+            elif kind is _body:
+                kwargs[name] = await _body(request)
+            elif kind is Request:
+                kwargs[name] = request
+            else:
+                kwargs[name] = request.path_params[name]
+        # A store call may wait for the database: on a worker thread, as FastAPI would run it.
+        return _send(await endpoint(**kwargs) if is_async else await run_in_threadpool(endpoint, **kwargs))
+
+    return handler
 
 
 router = APIRouter(route_class=MlflowRoute, tags=["mlflow"])

@@ -10,9 +10,10 @@ the database took to answer.
 On SQLite the database writes most of the messages too (`search_answer`): its
 JSON functions make each run's info, params and tags as JSON text in C, and
 Python only joins the pieces; building and encoding those dicts cost more
-than the rest of a search together. Metrics are still written by Python:
-SQLite renders a double with 15 digits, and its printf's 17 are not always
-the double either, while a metric must read back exactly.
+than the rest of a search together. Of a metric, SQLite writes all but the
+value, which Python writes (`repr`, as `json` does): SQLite renders a double
+with 15 digits, and its printf's 17 are not always the double either, while
+a metric must read back exactly.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from sqlalchemy import Connection, Executable, select, text
 
 from mlkeep.compat.mlflow import datasets, logged_models
-from mlkeep.compat.mlflow.id_lists import among, fetch, ids_value
+from mlkeep.metadata.id_lists import among, fetch, ids_value
 from mlkeep.compat.mlflow.messages import ARTIFACTS_SCHEME, RUNS_ROOT, number, run_info_of
 from mlkeep.metadata.database import Database
 from mlkeep.metadata.tables import latest_metrics, params, runs, tags
@@ -41,7 +42,7 @@ def search_answer(db: Database, run_ids: Sequence[str], next_page_token: str | N
     with db.connect() as conn:
         ids = ids_value(conn.dialect.name, run_ids)
         inputs, outputs = datasets.inputs_of_runs(conn, ids), logged_models.of_runs(conn, ids)
-        metrics = _metric_lists(conn, ids)
+        metrics = _metric_texts(conn, ids)
         rows = {row[0]: row for row in fetch(conn, _runs_json, ids)}
     pieces = []
     for run_id in run_ids:
@@ -51,7 +52,7 @@ def search_answer(db: Database, run_ids: Sequence[str], next_page_token: str | N
         _, info, params_, tags_ = row
         of_run = metrics.get(run_id)
         data = ",".join(f'"{name}":{found}' for name, found in (
-            ("metrics", _ENCODER.encode(of_run) if of_run else "[]"), ("params", params_), ("tags", tags_))
+            ("metrics", f"[{','.join(of_run)}]" if of_run else "[]"), ("params", params_), ("tags", tags_))
             if found != "[]")
         dataset_inputs, model_outputs = inputs.get(run_id), outputs.get(run_id)
         rest = _dumps({"inputs": {"dataset_inputs": dataset_inputs} if dataset_inputs else {},
@@ -127,6 +128,21 @@ def _metric_lists(conn: Connection, ids: Any) -> dict[str, list[dict[str, Any]]]
     return out
 
 
+def _metric_texts(conn: Connection, ids: Any) -> dict[str, list[str]]:
+    """Each run's latest metrics as Metric messages in JSON text (SQLite): the database writes all but the value,
+    which Python writes as `json` would (the shortest text that reads back as the same double)."""
+    out: dict[str, list[str]] = {}
+    for run_id, head, value in fetch(conn, _metrics_json, ids):
+        # NaN is stored as NULL; a finite value is written as it is, the infinities by `number`.
+        shown = '"NaN"' if value is None else repr(value) if -_INF < value < _INF else _ENCODER.encode(number(value))
+        found = out.get(run_id)
+        if found is None:
+            out[run_id] = [f"{head}{shown}}}"]
+        else:
+            found.append(f"{head}{shown}}}")
+    return out
+
+
 def _pairs(rows: Sequence[tuple[str, str, str]]) -> dict[str, list[dict[str, str]]]:
     """(run id, key, value) rows as each run's list of {"key", "value"} messages."""
     out: dict[str, list[dict[str, str]]] = {}
@@ -162,6 +178,14 @@ def _runs_json(dialect: str) -> tuple[Executable, Sequence[str]]:
 def _metrics(dialect: str) -> tuple[Executable, Sequence[str]]:
     m = latest_metrics.c
     return select(m.run_id, m.key, m.value, m.step, m.timestamp).where(among(m.run_id, dialect)), ["ids"]
+
+
+def _metrics_json(dialect: str) -> tuple[Executable, Sequence[str]]:
+    """Per latest metric: its run id, then its Metric message as JSON text up to the value (SQLite only)."""
+    sql = """SELECT m.run_id, '{"key":' || json_quote(m.key) || ',"timestamp":' || m.timestamp
+        || ',"step":' || m.step || ',"value":', m.value
+        FROM latest_metrics m WHERE m.run_id IN (SELECT value FROM json_each(:ids))"""
+    return text(sql), ["ids"]
 
 
 def _params(dialect: str) -> tuple[Executable, Sequence[str]]:

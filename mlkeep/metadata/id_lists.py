@@ -1,4 +1,4 @@
-"""A page of run ids as one SQL parameter, so one compiled statement reads a table for a page of any size.
+"""A list of ids (a page of runs, a search's experiments) as one SQL parameter: one compiled statement for any length.
 
 An `IN (?, ?, ...)` list is a new statement for every length (or a padded
 family of them) and a bound parameter per id; SQLite instead reads the ids
