@@ -26,9 +26,9 @@ from typing import Any
 from sqlalchemy import Connection, Executable, select, text
 
 from mlkeep.compat.mlflow import datasets, logged_models
-from mlkeep.metadata.id_lists import among, fetch, ids_value
 from mlkeep.compat.mlflow.messages import ARTIFACTS_SCHEME, RUNS_ROOT, number, run_info_of
 from mlkeep.metadata.database import Database
+from mlkeep.metadata.id_lists import among, fetch, ids_value
 from mlkeep.metadata.tables import latest_metrics, params, runs, tags
 
 __all__ = ["run_messages", "search_answer"]
