@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(VENV)/bin/pip
 STAMP  := $(VENV)/.installed
 
-.PHONY: demo test test-fast bench install clean
+.PHONY: demo test bench install clean
 
 install: $(STAMP)
 
@@ -23,11 +23,10 @@ demo: $(STAMP)
 	$(PY) examples/demo.py
 
 # Two workers (pytest-xdist): most tests wait on databases, servers and subprocesses, not the CPU.
+# The default suite, then the slow one (crash, scale, real-client and MiniLM tests), which a bare pytest leaves out.
 test: $(STAMP)
 	$(PY) -m pytest -n 2
-
-test-fast: $(STAMP)
-	$(PY) -m pytest -n 2 -m "not slow"
+	$(PY) -m pytest -n 2 -m slow
 
 
 # Benchmarks need MLflow as the anchor; it lives in its own venv so it never changes ours.
